@@ -1,0 +1,1 @@
+"""The Litestar app: settings, auth, REST controllers, static PWA serving and the CLI."""

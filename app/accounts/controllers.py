@@ -1,0 +1,86 @@
+"""Sign-in routes and the person's own account (GDPR export and erasure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from pydantic import BaseModel, Field
+
+from app.accounts.service import Accounts, User
+from app.deps import bearer_token, client_ip
+from app.projects.service import Projects
+
+
+class RegisterIn(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    name: str = Field(max_length=200)
+
+
+class LoginIn(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post("/guest", sync_to_thread=True, summary="Start as a guest: no form, no email")
+    def guest(
+        self, request: Request[Any, Any, Any], accounts: Accounts, projects: Projects
+    ) -> dict[str, Any]:
+        user, token = accounts.create_guest(client_ip(request))
+        if accounts.studio.settings.seed_samples:
+            projects.seed_samples(user)
+        return {"token": token, "user": user.public()}
+
+    @post("/register", sync_to_thread=True, summary="Create an account (a guest keeps its projects)")
+    def register(
+        self,
+        request: Request[Any, Any, Any],
+        data: RegisterIn,
+        accounts: Accounts,
+        projects: Projects,
+        maybe_user: User | None,
+    ) -> dict[str, Any]:
+        user, token = accounts.register(data.email, data.password, data.name, maybe_user, client_ip(request))
+        if maybe_user is None and accounts.studio.settings.seed_samples:
+            projects.seed_samples(user)
+        return {"token": token, "user": user.public()}
+
+    @post("/login", sync_to_thread=True, status_code=HTTP_200_OK)
+    def login(self, request: Request[Any, Any, Any], data: LoginIn, accounts: Accounts) -> dict[str, Any]:
+        user, token = accounts.login(data.email, data.password, client_ip(request))
+        return {"token": token, "user": user.public()}
+
+    @post("/logout", sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
+    def logout(self, request: Request[Any, Any, Any], user: User, accounts: Accounts) -> None:
+        accounts.logout(bearer_token(request), user, client_ip(request))
+
+
+class MeController(Controller):
+    path = "/api/me"
+    tags = ["account"]
+
+    @get("/", sync_to_thread=False)
+    def me(self, user: User) -> dict[str, Any]:
+        return user.public()
+
+    @get("/export", sync_to_thread=True, summary="Download everything the studio holds about you")
+    def export(self, user: User, accounts: Accounts) -> dict[str, Any]:
+        return accounts.export_data(user)
+
+    @delete(
+        "/",
+        sync_to_thread=True,
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete your account; projects you alone own go to the trash",
+    )
+    def erase(
+        self, request: Request[Any, Any, Any], user: User, accounts: Accounts, projects: Projects
+    ) -> None:
+        trashed = projects.forget_user(user)
+        accounts.delete_account(user, client_ip(request), trashed)

@@ -1,0 +1,125 @@
+"""The ``studio`` command: serve, worker, new-project, reindex."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from app.settings import SettingsError, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="studio", description="Generative Media Studio")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the studio server (Granian)")
+    serve.add_argument("--host", default=None, help="address to bind (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: PORT or 8000)")
+    worker = sub.add_parser("worker", help="run Dramatiq workers for a configured broker")
+    worker.add_argument("--queues", default="gpu,cpu", help="comma-separated queues (default gpu,cpu)")
+    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--threads", type=int, default=2)
+    new = sub.add_parser("new-project", help="create a project; prints its id and path")
+    new.add_argument("name")
+    new.add_argument("--template", default="blank")
+    new.add_argument("--owner", default=None, help="email of the account that will own it")
+    sub.add_parser("reindex", help="rebuild the SQLite index from the project repositories")
+    args = parser.parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except SettingsError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    overrides = {k: v for k, v in (("HOST", args.host), ("PORT", args.port)) if v is not None}
+    settings = load_settings(**overrides)
+    # The app factory reads settings from the environment in the Granian worker process.
+    os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
+    print(f"studio: serving on http://{settings.host}:{settings.port}", file=sys.stderr)
+    Granian(
+        "app.main:create_app",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=1,
+        log_access=False,
+        websockets=True,
+    ).serve()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.broker_url:
+        print(
+            "studio worker: STUDIO_BROKER_URL is not set. With no broker the server runs its workers "
+            "itself; set STUDIO_BROKER_URL=redis://… to run separate workers.",
+            file=sys.stderr,
+        )
+        return 2
+    from dramatiq.cli import main as dramatiq_main
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    return int(
+        dramatiq_main(  # type: ignore[no-untyped-call]
+            [
+                "--processes",
+                str(args.processes),
+                "--threads",
+                str(args.threads),
+                "--queues",
+                *queues,
+                "--",
+                "tasks.worker_entry",
+            ]
+        )
+    )
+
+
+def _new_project(args: argparse.Namespace) -> int:
+    from app.accounts.service import Accounts, User
+    from app.problems import Problem
+    from app.projects.service import Projects
+    from app.studio import Studio
+    from sync.workspace import ProjectLocks
+
+    studio = Studio.open(load_settings())
+    owner: User | None = None
+    if args.owner:
+        owner = Accounts(studio).find_by_email(args.owner)
+        if owner is None:
+            print(f"studio new-project: no account has the email {args.owner}", file=sys.stderr)
+            return 2
+    projects = Projects(studio, ProjectLocks())
+    try:
+        project, _ = projects.create(owner, args.name, args.template)
+    except Problem as exc:
+        print(f"studio new-project: {exc.detail}", file=sys.stderr)
+        return 2
+    print(project["id"])
+    print(studio.workspace.root / project["path"])
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from app.projects.service import Projects
+    from app.studio import Studio
+    from sync.workspace import ProjectLocks
+
+    studio = Studio.open(load_settings())
+    counts = Projects(studio, ProjectLocks()).reindex()
+    print(f"reindexed: {counts['added']} added, {counts['updated']} updated, {counts['removed']} removed")
+    return 0
+
+
+COMMANDS = {"serve": _serve, "worker": _worker, "new-project": _new_project, "reindex": _reindex}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""The ASGI layer every request passes first: request id, allowed hosts, rate limits, security
+headers and the access log.
+
+It runs outside Litestar's routing so that it also guards WebSockets and static files, and so a
+refused request costs almost nothing. Refusals are problem details like every other error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import get_logger, redact_query
+from app.problems import PROBLEM_JSON, TYPE_BASE
+
+log = get_logger("app.access")
+_VALID_RID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+AUTH_PATHS = ("/api/auth/login", "/api/auth/register", "/api/auth/guest")
+
+
+class TokenBuckets:
+    """Token buckets by key: ``rate`` tokens a second, holding at most ``burst``.
+
+    >>> b = TokenBuckets(rate=1, burst=2); b.take("k", now=0.0), b.take("k", now=0.0), b.take("k", now=0.0)
+    (0.0, 0.0, 1.0)
+    """
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Take one token for ``key``; return 0 if allowed, else the seconds until one is free."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._forget_full(now)
+        return (1 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        horizon = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < horizon}
+
+
+class EdgeMiddleware:
+    """See the module docstring. ``host_allowed`` decides on the Host header (port stripped)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host_allowed: Callable[[str], bool],
+        csp: Callable[[], str],
+        rate_user: float,
+        rate_ip: float,
+        rate_auth: float,
+    ) -> None:
+        self.app = app
+        self.host_allowed = host_allowed
+        self.csp = csp
+        self.user_buckets = TokenBuckets(rate_user, rate_user * 2)
+        self.ip_buckets = TokenBuckets(rate_ip, rate_ip * 2)
+        self.auth_buckets = TokenBuckets(rate_auth, max(5.0, rate_auth * 20))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = headers.get("x-request-id", "")
+        if not _VALID_RID.match(rid):
+            rid = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        path = scope["path"]
+        client = (scope.get("client") or ("unknown", 0))[0]
+        status_holder = {"status": 0}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                extra = [(b"x-request-id", rid.encode()), *self._security_headers(path)]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            refusal = self._refuse(scope, headers, path, client)
+            if refusal is not None:
+                status, slug, title, detail, extra_headers = refusal
+                status_holder["status"] = status
+                await _send_problem(scope, send_with_headers, status, slug, title, detail, rid, extra_headers)
+                return
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            log.info(
+                "request",
+                kind=scope["type"],
+                method=scope.get("method", "WS"),
+                path=path,
+                query=redact_query(scope.get("query_string", b"").decode("latin-1")),
+                status=status_holder["status"],
+                ms=round((time.perf_counter() - started) * 1000, 2),
+                client=client,
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _refuse(
+        self, scope: Scope, headers: dict[str, str], path: str, client: str
+    ) -> tuple[int, str, str, str, list[tuple[bytes, bytes]]] | None:
+        host = _host_only(headers.get("host", ""))
+        if not self.host_allowed(host):
+            return (
+                400,
+                "host-not-allowed",
+                "Host not allowed",
+                f"This studio does not answer to the host name {host!r}. Add it to STUDIO_ALLOWED_HOSTS "
+                "if you mean to reach the studio by that name.",
+                [],
+            )
+        if not path.startswith(("/api", "/sync", "/events", "/schema")):
+            return None  # the PWA's static files: cheap, and cached by the browser
+        token = _bearer(headers, scope)
+        checks: list[tuple[TokenBuckets, str]] = [(self.ip_buckets, client)]
+        if token:
+            checks.append((self.user_buckets, hashlib.sha256(token.encode()).hexdigest()[:24]))
+        if path in AUTH_PATHS and scope.get("method") == "POST":
+            checks.append((self.auth_buckets, client))
+        for buckets, key in checks:
+            wait = buckets.take(key)
+            if wait:
+                retry = str(max(1, round(wait + 0.5)))
+                return (
+                    429,
+                    "rate-limited",
+                    "Too many requests",
+                    f"Too many requests: slow down and retry in {retry} s.",
+                    [(b"retry-after", retry.encode())],
+                )
+        return None
+
+    def _security_headers(self, path: str) -> list[tuple[bytes, bytes]]:
+        out = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+            (b"content-security-policy", self.csp().encode()),
+        ]
+        if path.startswith("/api"):
+            out.append((b"cache-control", b"no-store"))
+        return out
+
+
+def _host_only(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _bearer(headers: dict[str, str], scope: Scope) -> str:
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    if str(scope["type"]) == "websocket":
+        for part in scope.get("query_string", b"").decode("latin-1").split("&"):
+            if part.startswith("token="):
+                return part[6:]
+    return ""
+
+
+async def _send_problem(
+    scope: Scope,
+    send: Callable[[Message], Any],
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    rid: str,
+    extra_headers: list[tuple[bytes, bytes]],
+) -> None:
+    if str(scope["type"]) == "websocket":
+        # Refuse the handshake: the ASGI server answers it with an HTTP 403.
+        await send({"type": "websocket.close", "code": 1008, "reason": title})
+        return
+    body = json.dumps(
+        {
+            "type": TYPE_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": scope["path"],
+            "request_id": rid,
+        }
+    ).encode()
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *extra_headers,
+        ],
+    }
+    await send(start)
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(end)

@@ -1,0 +1,138 @@
+"""``create_app()``: the one place the Litestar app is put together."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.config.compression import CompressionConfig
+from litestar.exceptions import NotFoundException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from app import logs
+from app.accounts.controllers import AuthController, MeController
+from app.accounts.service import Accounts
+from app.deps import DEPENDENCIES
+from app.edge import EdgeMiddleware
+from app.problems import handle_exception
+from app.projects.controllers import ProjectController
+from app.projects.service import Projects
+from app.projects.transfer import Transfers
+from app.settings import Settings, load_settings
+from app.studio import Studio
+from app.system import health, templates
+from sync.workspace import ProjectLocks
+
+API_PREFIXES = ("/api", "/sync", "/events", "/schema")
+FALLBACK_PAGE = Path(__file__).resolve().parent / "fallback"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the studio's ASGI app from ``settings`` (read from the environment when omitted)."""
+    settings = settings or load_settings()
+    logs.configure(settings.log_format)
+    studio = Studio.open(settings)
+    projects = Projects(studio, ProjectLocks())
+    pwa_dir = settings.pwa_dir if (settings.pwa_dir / "index.html").exists() else FALLBACK_PAGE
+
+    def on_startup(app: Litestar) -> None:
+        purged = projects.purge_expired()
+        logs.get_logger("app").info(
+            "studio_started",
+            workspace=str(settings.workspace_root),
+            pwa=str(pwa_dir),
+            purged_from_trash=purged,
+        )
+
+    def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        # Deep links into the single-page app (/projects/…) get the app shell, not a 404.
+        path = request.url.path
+        if (
+            isinstance(exc, NotFoundException)
+            and request.method == "GET"
+            and not path.startswith(API_PREFIXES)
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            return Response((pwa_dir / "index.html").read_bytes(), media_type="text/html")
+        return handle_exception(request, exc)
+
+    csp = _csp(pwa_dir / "index.html")
+    app = Litestar(
+        route_handlers=[
+            health,
+            templates,
+            AuthController,
+            MeController,
+            ProjectController,
+            create_static_files_router(
+                path="/", directories=[pwa_dir], html_mode=True, include_in_schema=False, name="pwa"
+            ),
+        ],
+        dependencies=DEPENDENCIES,
+        exception_handlers={Exception: on_error},
+        middleware=[
+            DefineMiddleware(
+                EdgeMiddleware,
+                host_allowed=settings.host_allowed,
+                csp=lambda: csp,
+                rate_user=settings.rate_limit_user,
+                rate_ip=settings.rate_limit_ip,
+                rate_auth=settings.rate_limit_auth,
+            )
+        ],
+        compression_config=CompressionConfig(backend="brotli", brotli_gzip_fallback=True, minimum_size=512),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Generative Media Studio",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        on_startup=[on_startup],
+        logging_config=None,
+    )
+    app.state.studio = studio
+    app.state.accounts = Accounts(studio)
+    app.state.projects = projects
+    app.state.transfers = Transfers(projects)
+    _allow_large_uploads(app, settings.max_upload_bytes)
+    return app
+
+
+def _allow_large_uploads(app: Litestar, limit: int) -> None:
+    # Imports carry whole projects: they get the upload limit, not the JSON body limit.
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if getattr(handler, "name", None) == "import_project" or handler.handler_name == "import_project":
+                handler.request_max_body_size = limit
+
+
+@cache
+def _script_hashes(index_html: Path) -> tuple[str, ...]:
+    try:
+        html = index_html.read_text(encoding="utf-8")
+    except OSError:
+        return ()
+    scripts = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", html, flags=re.S)
+    return tuple(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in scripts
+        if s
+    )
+
+
+def _csp(index_html: Path) -> str:
+    scripts = " ".join(("'self'", *_script_hashes(index_html)))
+    return (
+        f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; worker-src 'self'; "
+        "manifest-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+    )

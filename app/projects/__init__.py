@@ -1,0 +1,1 @@
+"""Projects: creation from templates, the gallery, trash, export/import, members, history."""

@@ -1,0 +1,54 @@
+"""Who may see and change a project.
+
+A project is invisible (404) to anyone who is not a member; a member whose role is too low
+gets 403. Roles rank viewer < editor < owner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.accounts.service import User
+from app.problems import Problem
+from sync.db import Index
+
+ROLES = ("viewer", "editor", "owner")
+RANK = {role: i for i, role in enumerate(ROLES)}
+
+PROJECT_COLUMNS = (
+    "p.id, p.name, p.description, p.template, p.path, p.created_at, p.updated_at, p.archived, "
+    "p.deleted_at, p.trash_path, m.role"
+)
+
+
+def row_to_project(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "name": row[1],
+        "description": row[2],
+        "template": row[3],
+        "path": row[4],
+        "created_at": row[5],
+        "updated_at": row[6],
+        "archived": bool(row[7]),
+        "deleted_at": row[8],
+        "role": row[10],
+        "preview_url": f"/api/projects/{row[0]}/preview",
+    }
+
+
+def project_for(
+    index: Index, user: User, project_id: str, need: str = "viewer", *, trashed: bool = False
+) -> tuple[dict[str, Any], str]:
+    """The project and its workspace path (or trash path) if ``user`` holds at least role ``need``."""
+    row = index.db.execute(
+        f"SELECT {PROJECT_COLUMNS} FROM projects p JOIN members m ON m.project_id = p.id "  # noqa: S608
+        "WHERE p.id = ? AND m.user_id = ?",
+        [project_id, user.id],
+    ).fetchone()
+    if row is None or (row[8] is not None) != trashed:
+        where = "in the trash" if trashed else "among your projects"
+        raise Problem(404, f"There is no project {project_id} {where}.", slug="project-not-found")
+    if RANK[row[10]] < RANK[need]:
+        raise Problem(403, f"You are a {row[10]} of this project; this needs the {need} role.", slug="role")
+    return row_to_project(row), (row[9] if trashed else row[4])

@@ -1,0 +1,204 @@
+"""Project routes. Controllers parse and answer; the services do the work and check roles."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import File
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from pydantic import BaseModel, Field
+
+from app.accounts.service import Accounts, User
+from app.problems import Problem
+from app.projects.access import project_for
+from app.projects.service import Projects
+from app.projects.transfer import Transfers
+from sync.preview import preview_png
+
+
+class ProjectIn(BaseModel):
+    name: str = Field(max_length=1000)
+    template: str = Field("blank", max_length=64)
+    id: UUID | None = None
+    description: str = Field("", max_length=5000)
+
+
+class ProjectPatch(BaseModel):
+    name: str | None = Field(None, max_length=1000)
+    description: str | None = Field(None, max_length=5000)
+    archived: bool | None = None
+
+
+class BulkIn(BaseModel):
+    action: Literal["archive", "unarchive", "delete", "export"]
+    ids: list[UUID] = Field(min_length=1, max_length=500)
+
+
+class MemberIn(BaseModel):
+    email: str = Field(max_length=254)
+    role: Literal["owner", "editor", "viewer"]
+
+
+def _file(path: Any, filename: str, media_type: str) -> File:
+    return File(
+        path,
+        filename=filename,
+        media_type=media_type,
+        background=BackgroundTask(lambda: path.unlink(missing_ok=True)),
+    )
+
+
+class ProjectController(Controller):
+    path = "/api/projects"
+    tags = ["projects"]
+
+    @post("/", sync_to_thread=True, status_code=HTTP_201_CREATED)
+    def create(self, data: ProjectIn, user: User, projects: Projects) -> dict[str, Any]:
+        project, _ = projects.create(
+            user, data.name, data.template, str(data.id) if data.id else None, data.description
+        )
+        return project
+
+    @get("/", sync_to_thread=False)
+    def list_projects(
+        self,
+        user: User,
+        projects: Projects,
+        q: Annotated[str, Parameter(max_length=200)] = "",
+        template: str | None = None,
+        archived: Annotated[str | None, Parameter(description="false (default), true or all")] = None,
+        updated_since: str | None = None,
+        sort: Annotated[
+            str, Parameter(description="name, updated or created; '-' prefix for descending")
+        ] = "-updated",
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        return projects.search(user, q, template, archived, updated_since, sort, limit, offset)
+
+    @get("/trash", sync_to_thread=False, summary="Projects in the trash, restorable until purge_at")
+    def trash(self, user: User, projects: Projects) -> list[dict[str, Any]]:
+        return projects.trash(user)
+
+    @post("/bulk", sync_to_thread=True, status_code=HTTP_200_OK)
+    def bulk(self, data: BulkIn, user: User, projects: Projects, transfers: Transfers) -> Any:
+        ids = [str(i) for i in data.ids]
+        if data.action == "export":
+            path, name = transfers.export_many(user, ids)
+            return _file(path, name, "application/zip")
+        results = []
+        for pid in ids:
+            try:
+                if data.action == "delete":
+                    projects.delete(user, pid)
+                else:
+                    projects.update(user, pid, {"archived": data.action == "archive"})
+                results.append({"id": pid, "ok": True, "status": 200})
+            except Problem as exc:
+                results.append({"id": pid, "ok": False, "status": exc.status_code, "detail": exc.detail})
+        return {"action": data.action, "results": results}
+
+    @post(
+        "/import",
+        sync_to_thread=True,
+        status_code=HTTP_201_CREATED,
+        summary="Import an exported git bundle or zip as a new project",
+    )
+    def import_project(
+        self,
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+        user: User,
+        transfers: Transfers,
+    ) -> dict[str, Any]:
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Problem(
+                422,
+                "Send the exported file as the multipart field 'file'.",
+                errors=[{"field": "file", "message": "missing"}],
+            )
+        dest = transfers.temp_path(".upload")
+        try:
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(upload.file, out)
+            name = data.get("name")
+            return transfers.import_file(user, dest, name if isinstance(name, str) else None)
+        finally:
+            dest.unlink(missing_ok=True)
+
+    @get("/{project_id:uuid}", sync_to_thread=False)
+    def get_project(self, project_id: UUID, user: User, projects: Projects) -> dict[str, Any]:
+        return projects.get(user, str(project_id))
+
+    @patch("/{project_id:uuid}", sync_to_thread=True)
+    def update(self, project_id: UUID, data: ProjectPatch, user: User, projects: Projects) -> dict[str, Any]:
+        return projects.update(user, str(project_id), data.model_dump(exclude_unset=True))
+
+    @delete(
+        "/{project_id:uuid}",
+        sync_to_thread=True,
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Move the project to the trash (restorable for 30 days)",
+    )
+    def delete_project(self, project_id: UUID, user: User, projects: Projects) -> None:
+        projects.delete(user, str(project_id))
+
+    @post("/{project_id:uuid}/restore", sync_to_thread=True, status_code=HTTP_200_OK)
+    def restore(self, project_id: UUID, user: User, projects: Projects) -> dict[str, Any]:
+        return projects.restore(user, str(project_id))
+
+    @get("/{project_id:uuid}/export", sync_to_thread=True)
+    def export(
+        self, project_id: UUID, user: User, transfers: Transfers, format: Literal["bundle", "zip"] = "bundle"
+    ) -> File:
+        path, name = transfers.export(user, str(project_id), format)
+        return _file(path, name, "application/zip" if format == "zip" else "application/x-git-bundle")
+
+    @get("/{project_id:uuid}/history", sync_to_thread=True)
+    def history(self, project_id: UUID, user: User, projects: Projects) -> list[dict[str, Any]]:
+        return projects.history(user, str(project_id))
+
+    @get("/{project_id:uuid}/activity", sync_to_thread=False)
+    def activity(self, project_id: UUID, user: User, projects: Projects) -> list[dict[str, Any]]:
+        return projects.activity(user, str(project_id))
+
+    @get("/{project_id:uuid}/state", sync_to_thread=True, summary="The project document as plain JSON")
+    def state(self, project_id: UUID, user: User, projects: Projects) -> dict[str, Any]:
+        return projects.state(user, str(project_id))
+
+    @get("/{project_id:uuid}/preview", sync_to_thread=True, media_type="image/png")
+    def preview(self, project_id: UUID, user: User, projects: Projects) -> Response[bytes]:
+        project, rel = project_for(projects.index, user, str(project_id))
+        data = preview_png(projects.root(rel), project["name"], project["id"])
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+    @get("/{project_id:uuid}/members", sync_to_thread=False)
+    def members(self, project_id: UUID, user: User, projects: Projects) -> list[dict[str, Any]]:
+        return projects.members(user, str(project_id))
+
+    @post("/{project_id:uuid}/members", sync_to_thread=True, status_code=HTTP_200_OK)
+    def add_member(
+        self, project_id: UUID, data: MemberIn, user: User, projects: Projects, accounts: Accounts
+    ) -> dict[str, Any]:
+        project_for(projects.index, user, str(project_id), "owner")
+        member = accounts.find_by_email(data.email)
+        if member is None:
+            raise Problem(
+                404,
+                f"No one has an account with the email {data.email}: ask them to register first.",
+                slug="no-such-account",
+            )
+        return projects.set_member(user, str(project_id), member, data.role)
+
+    @delete(
+        "/{project_id:uuid}/members/{member_id:str}", sync_to_thread=True, status_code=HTTP_204_NO_CONTENT
+    )
+    def remove_member(self, project_id: UUID, member_id: str, user: User, projects: Projects) -> None:
+        projects.remove_member(user, str(project_id), member_id)

@@ -1,0 +1,258 @@
+/**
+ * Typed client for the studio backend's JSON API (same origin).
+ *
+ * Every request carries `Authorization: Bearer <token>` when a token is stored
+ * under localStorage["studio.token"]. Failures are RFC 9457 problem details
+ * (`application/problem+json` with `title`, `detail`, `status`); they are
+ * raised as {@link ApiError} so the UI can show `detail` to the person.
+ */
+
+export const TOKEN_KEY = 'studio.token';
+
+// ---------------------------------------------------------------------------
+// Wire types
+
+export interface User {
+	id: string;
+	name: string;
+	guest: boolean;
+}
+
+export interface AuthResponse {
+	token: string;
+	user: User;
+}
+
+export interface Template {
+	id: string;
+	name: string;
+	description: string;
+	[extra: string]: unknown;
+}
+
+export type ProjectRole = 'owner' | 'editor' | 'viewer' | (string & {});
+
+export interface Project {
+	id: string;
+	name: string;
+	template: string;
+	path: string;
+	created_at: string;
+	updated_at: string;
+	archived: boolean;
+	role: ProjectRole;
+	description: string;
+}
+
+export interface ProjectList {
+	items: Project[];
+	total: number;
+}
+
+export type ProjectSort = 'updated' | 'created' | 'name';
+
+export interface ProjectQuery {
+	q?: string;
+	sort?: ProjectSort;
+}
+
+export interface NewProject {
+	name: string;
+	template: string;
+}
+
+export interface Health {
+	status: string;
+	[extra: string]: unknown;
+}
+
+/** RFC 9457 problem details, as much of it as the UI uses. */
+export interface ProblemDetails {
+	type?: string;
+	title?: string;
+	status?: number;
+	detail?: string;
+	instance?: string;
+	[extension: string]: unknown;
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+export class ApiError extends Error {
+	readonly status: number;
+	readonly title: string;
+	readonly detail: string;
+	readonly problem: ProblemDetails | null;
+
+	constructor(status: number, title: string, detail: string, problem: ProblemDetails | null = null) {
+		super(detail || title);
+		this.name = 'ApiError';
+		this.status = status;
+		this.title = title;
+		this.detail = detail || title;
+		this.problem = problem;
+	}
+
+	/** The request never reached the server (offline, server down, CORS...). */
+	get isNetworkError(): boolean {
+		return this.status === 0;
+	}
+}
+
+/** A human-readable message for any thrown value. */
+export function errorMessage(err: unknown): string {
+	if (err instanceof ApiError) return err.detail;
+	if (err instanceof Error && err.message) return err.message;
+	return 'Something went wrong.';
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+	return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+async function toApiError(res: Response): Promise<ApiError> {
+	const fallbackTitle = res.statusText || `HTTP ${res.status}`;
+	const type = res.headers.get('content-type') ?? '';
+	if (type.includes('json')) {
+		try {
+			const body: unknown = await res.json();
+			if (isRecord(body)) {
+				const problem = body as ProblemDetails;
+				const title = typeof problem.title === 'string' ? problem.title : fallbackTitle;
+				const detail = typeof problem.detail === 'string' ? problem.detail : title;
+				const status = typeof problem.status === 'number' ? problem.status : res.status;
+				return new ApiError(status, title, detail, problem);
+			}
+		} catch {
+			// Malformed JSON: fall through to the generic error.
+		}
+	}
+	return new ApiError(res.status, fallbackTitle, `The server answered ${res.status} ${fallbackTitle}.`);
+}
+
+// ---------------------------------------------------------------------------
+// Token storage
+
+export function getToken(): string | null {
+	try {
+		return globalThis.localStorage?.getItem(TOKEN_KEY) ?? null;
+	} catch {
+		return null; // storage disabled (private mode, sandboxed iframe)
+	}
+}
+
+export function setToken(token: string): void {
+	try {
+		globalThis.localStorage?.setItem(TOKEN_KEY, token);
+	} catch {
+		// Not persisted; the session still works until the page is closed.
+	}
+}
+
+export function clearToken(): void {
+	try {
+		globalThis.localStorage?.removeItem(TOKEN_KEY);
+	} catch {
+		// Nothing stored, nothing to clear.
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Core request helpers
+
+type Query = Record<string, string | number | boolean | undefined | null>;
+
+export interface RequestOptions {
+	query?: Query;
+	body?: unknown;
+	signal?: AbortSignal;
+	headers?: Record<string, string>;
+}
+
+function buildUrl(path: string, query?: Query): string {
+	if (!query) return path;
+	const params = new URLSearchParams();
+	for (const [key, value] of Object.entries(query)) {
+		if (value === undefined || value === null) continue;
+		params.set(key, String(value));
+	}
+	const qs = params.toString();
+	return qs ? `${path}?${qs}` : path;
+}
+
+/** Performs a request and returns the raw successful Response. */
+export async function send(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+	const headers = new Headers(opts.headers);
+	headers.set('Accept', headers.get('Accept') ?? 'application/json, application/problem+json');
+	const token = getToken();
+	if (token) headers.set('Authorization', `Bearer ${token}`);
+
+	let body: BodyInit | undefined;
+	if (opts.body !== undefined) {
+		headers.set('Content-Type', 'application/json');
+		body = JSON.stringify(opts.body);
+	}
+
+	let res: Response;
+	try {
+		res = await fetch(buildUrl(path, opts.query), { method, headers, body, signal: opts.signal });
+	} catch (err) {
+		if (err instanceof DOMException && err.name === 'AbortError') throw err;
+		throw new ApiError(0, 'Network error', 'Could not reach the studio server. Is it running?');
+	}
+	if (!res.ok) throw await toApiError(res);
+	return res;
+}
+
+/** Performs a request and decodes a JSON body (undefined for 204). */
+export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+	const res = await send(method, path, opts);
+	if (res.status === 204) return undefined as T;
+	try {
+		return (await res.json()) as T;
+	} catch {
+		throw new ApiError(res.status, 'Bad response', 'The server sent a response that is not valid JSON.');
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Endpoints
+
+export const api = {
+	health(signal?: AbortSignal): Promise<Health> {
+		return request<Health>('GET', '/api/health', { signal });
+	},
+
+	/** Creates a guest account and stores its token. */
+	async startGuest(): Promise<AuthResponse> {
+		const auth = await request<AuthResponse>('POST', '/api/auth/guest', { body: {} });
+		setToken(auth.token);
+		return auth;
+	},
+
+	templates(signal?: AbortSignal): Promise<Template[]> {
+		return request<Template[]>('GET', '/api/templates', { signal });
+	},
+
+	projects(query: ProjectQuery = {}, signal?: AbortSignal): Promise<ProjectList> {
+		const q = query.q?.trim();
+		return request<ProjectList>('GET', '/api/projects', {
+			query: { q: q ? q : undefined, sort: query.sort ?? 'updated' },
+			signal
+		});
+	},
+
+	createProject(input: NewProject): Promise<Project> {
+		return request<Project>('POST', '/api/projects', { body: input });
+	},
+
+	/** The project's preview image as a Blob (use URL.createObjectURL). */
+	async projectPreview(id: string, signal?: AbortSignal): Promise<Blob> {
+		const res = await send('GET', `/api/projects/${encodeURIComponent(id)}/preview`, {
+			signal,
+			headers: { Accept: 'image/*' }
+		});
+		return res.blob();
+	}
+};

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what the studio needs, skipping what is already in place. Used by `make run`,
+# `make test` and the Dockerfile, so every way of starting the studio installs the same things.
+#
+#   scripts/setup.sh system   Debian packages: git, git-lfs, redis-server, chromium (tests need them)
+#   scripts/setup.sh python   .venv with the locked Python dependencies and the studio itself
+#   scripts/setup.sh pwa      npm dependencies of pwa/ and the built app in pwa/build/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PYTHON:-python3}
+VENV=${VENV:-$ROOT/.venv}
+STAMPS=$ROOT/.stamps
+mkdir -p "$STAMPS"
+
+stamp_ok() { # name, files...: true when the files are unchanged since the stamp was written
+  local name=$1; shift
+  [ -f "$STAMPS/$name" ] && [ "$(cat "$@" 2>/dev/null | sha256sum)" = "$(cat "$STAMPS/$name")" ]
+}
+stamp_write() { local name=$1; shift; cat "$@" | sha256sum > "$STAMPS/$name"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+system() {
+  local missing=()
+  command -v git >/dev/null || missing+=(git)
+  command -v git-lfs >/dev/null || missing+=(git-lfs)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v chromium >/dev/null || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]} (apt)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+python_deps() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  if ! stamp_ok python requirements.lock pyproject.toml; then
+    echo "setup: installing Python dependencies (requirements.lock)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.lock
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+    stamp_write python requirements.lock pyproject.toml
+  fi
+}
+
+pwa() {
+  command -v npm >/dev/null || { echo "setup: npm is missing: install Node.js 20 (https://nodejs.org)" >&2; exit 1; }
+  if [ ! -d pwa/node_modules ] || ! stamp_ok npm pwa/package-lock.json; then
+    echo "setup: installing npm dependencies (pwa/package-lock.json)"
+    (cd pwa && npm ci --no-audit --no-fund --loglevel=error)
+    stamp_write npm pwa/package-lock.json
+  fi
+  local newest
+  newest=$(find pwa/src pwa/static pwa/package-lock.json pwa/svelte.config.js pwa/vite.config.ts -type f -newer pwa/build/index.html 2>/dev/null | head -1 || true)
+  if [ ! -f pwa/build/index.html ] || [ -n "$newest" ]; then
+    echo "setup: building the PWA"
+    (cd pwa && npm run build --silent >/dev/null)
+  fi
+}
+
+for step in "${@:-python pwa}"; do
+  for s in $step; do
+    case "$s" in
+      system) system ;;
+      python) python_deps ;;
+      pwa) pwa ;;
+      *) echo "setup: unknown step $s" >&2; exit 2 ;;
+    esac
+  done
+done

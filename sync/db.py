@@ -1,0 +1,177 @@
+"""The studio's SQLite index: one file, WAL mode, versioned migrations run at start.
+
+Each thread gets its own connection (SQLite connections must not be shared across threads);
+all of them open the same file. The schema version lives in ``PRAGMA user_version``; each
+migration runs once, in order, inside a transaction.
+
+>>> index = Index(Path("/tmp/studio.db")); index.migrate()  # doctest: +SKIP
+>>> index.db["projects"].count  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            email TEXT UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL,
+            password_hash TEXT,
+            guest INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        )""")
+    db.execute("CREATE INDEX tokens_user ON tokens(user_id)")
+    db.execute("""
+        CREATE TABLE projects (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            template TEXT NOT NULL,
+            path TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            archived INTEGER NOT NULL DEFAULT 0,
+            deleted_at TEXT,
+            trash_path TEXT,
+            created_by TEXT,
+            story_text TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX projects_updated ON projects(updated_at)")
+    db.execute("""
+        CREATE TABLE members (
+            project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (project_id, user_id)
+        )""")
+    db.execute("CREATE INDEX members_user ON members(user_id)")
+    db.execute("""
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor_id TEXT,
+            action TEXT NOT NULL,
+            target TEXT,
+            ip TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        )""")
+    db.execute("CREATE INDEX audit_actor ON audit(actor_id)")
+    db.execute("""
+        CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            time TEXT NOT NULL,
+            user_id TEXT,
+            user_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        )""")
+    db.execute("CREATE INDEX activity_project ON activity(project_id, id)")
+    # External-content FTS5 table kept in step by triggers (written out rather than through
+    # sqlite-utils' enable_fts, whose executescript would commit the migration half-way).
+    db.execute("""
+        CREATE VIRTUAL TABLE projects_fts USING fts5(
+            name, description, story_text, content='projects', content_rowid='rowid',
+            tokenize='unicode61 remove_diacritics 2'
+        )""")
+    db.execute("""
+        CREATE TRIGGER projects_ai AFTER INSERT ON projects BEGIN
+            INSERT INTO projects_fts(rowid, name, description, story_text)
+            VALUES (new.rowid, new.name, new.description, new.story_text);
+        END""")
+    db.execute("""
+        CREATE TRIGGER projects_ad AFTER DELETE ON projects BEGIN
+            INSERT INTO projects_fts(projects_fts, rowid, name, description, story_text)
+            VALUES ('delete', old.rowid, old.name, old.description, old.story_text);
+        END""")
+    db.execute("""
+        CREATE TRIGGER projects_au AFTER UPDATE ON projects BEGIN
+            INSERT INTO projects_fts(projects_fts, rowid, name, description, story_text)
+            VALUES ('delete', old.rowid, old.name, old.description, old.story_text);
+            INSERT INTO projects_fts(rowid, name, description, story_text)
+            VALUES (new.rowid, new.name, new.description, new.story_text);
+        END""")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+
+class Index:
+    """The SQLite index at ``path``: thread-local connections and migrations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection, opened on first use."""
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Run every migration newer than the file's schema version; return the new version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as db:
+            current = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if current > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"The index {self.path} has schema version {current}, newer than this studio "
+                    f"knows ({len(MIGRATIONS)}): upgrade the studio or point STUDIO_DATA_DIR elsewhere."
+                )
+            for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+                migration(db)
+                db.execute(f"PRAGMA user_version = {version}")
+        return self.version
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
+
+        Use ``db.execute`` inside it: sqlite-utils' table helpers commit on their own.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None

@@ -1,0 +1,57 @@
+"""Deterministic JSON: the one way the studio writes JSON to disk.
+
+Sorted keys, 2-space indent, a newline at the end, and integral floats written as integers
+(pycrdt hands every number back as a float; people wrote ``30``, so the file says ``30``).
+
+>>> dumps({"b": 30.0, "a": [1.5]})
+'{\\n  "a": [\\n    1.5\\n  ],\\n  "b": 30\\n}\\n'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def normalize(value: Any) -> Any:
+    """Return ``value`` with integral floats turned into ints, recursively."""
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {str(k): normalize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [normalize(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Serialize ``value`` deterministically (see module docstring)."""
+    return json.dumps(normalize(value), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as deterministic JSON to ``path`` atomically."""
+    write_atomic(path, dumps(value).encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`write_json` (or by a person)."""
+    return json.loads(path.read_text(encoding="utf-8"))

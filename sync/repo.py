@@ -1,0 +1,111 @@
+"""A project's Git repository: create, commit, read history, bundle.
+
+Commits are built with pygit2 (blobs → index → tree → commit) from files already written to the
+working tree, so the real ``git`` CLI finds the repository clean afterwards. ``git bundle`` has
+no libgit2 equivalent, so bundles use the ``git`` CLI, which the studio requires anyway.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pygit2
+
+DEFAULT_BRANCH = "main"
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who a commit is attributed to."""
+
+    name: str
+    email: str
+
+    def signature(self, when: datetime | None = None) -> pygit2.Signature:
+        moment = when or datetime.now(UTC)
+        return pygit2.Signature(self.name, self.email, int(moment.timestamp()), 0)
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    message: str
+    author: Author
+    time: str
+
+
+def init(root: Path) -> pygit2.Repository:
+    """Initialise a repository in ``root`` with ``main`` as its branch."""
+    repo = pygit2.init_repository(str(root), initial_head=DEFAULT_BRANCH)
+    return repo
+
+
+def commit_all(
+    root: Path, message: str, author: Author, co_authors: list[Author] | None = None
+) -> str | None:
+    """Stage every file in the working tree and commit it; return the new sha, or None if nothing changed."""
+    repo = pygit2.Repository(str(root))
+    index = repo.index
+    index.add_all()
+    index.write()
+    tree = index.write_tree()
+    parents: list[pygit2.Oid] = []
+    if not repo.head_is_unborn:
+        head = repo.head.peel(pygit2.Commit)
+        if head.tree_id == tree:
+            return None
+        parents = [head.id]
+    trailers = "".join(f"\nCo-authored-by: {a.name} <{a.email}>" for a in co_authors or [])
+    full = message.rstrip() + ("\n" + trailers if trailers else "") + "\n"
+    sig = author.signature()
+    oid = repo.create_commit("HEAD", sig, sig, full, tree, parents)
+    return str(oid)
+
+
+def history(root: Path, limit: int = 200) -> list[Commit]:
+    """Newest-first commits of the repository at ``root``."""
+    repo = pygit2.Repository(str(root))
+    if repo.head_is_unborn:
+        return []
+    out: list[Commit] = []
+    for commit in repo.walk(repo.head.target, pygit2.enums.SortMode.TIME):
+        out.append(
+            Commit(
+                sha=str(commit.id),
+                message=commit.message.strip(),
+                author=Author(commit.author.name, commit.author.email),
+                time=datetime.fromtimestamp(commit.commit_time, UTC).isoformat(),
+            )
+        )
+        if len(out) >= limit:
+            break
+    return out
+
+
+def bundle(root: Path, dest: Path) -> None:
+    """Write a ``git bundle`` of every ref of the repository at ``root`` to ``dest``."""
+    _git(root, "bundle", "create", str(dest), "--all")
+
+
+def clone_bundle(bundle_path: Path, dest: Path) -> None:
+    """Clone a bundle into ``dest``; raises ``ValueError`` if it is not a valid bundle."""
+    check = subprocess.run(
+        ["git", "bundle", "verify", str(bundle_path)], capture_output=True, text=True, check=False
+    )
+    if check.returncode != 0:
+        raise ValueError("The file is not a valid git bundle.")
+    result = subprocess.run(
+        ["git", "clone", "--quiet", str(bundle_path), str(dest)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ValueError("The git bundle could not be cloned: " + result.stderr.strip()[:300])
+    # A bundle's origin is a file that will not exist later; a clone of it keeps no remote.
+    _git(dest, "remote", "remove", "origin")
+
+
+def _git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True)
+    return result.stdout

@@ -1,0 +1,270 @@
+"""The workspace on disk: ``Library/``, ``Projects/`` and the trash, and project folders in it.
+
+Every project folder is created in a staging area outside ``Projects/`` and moved into place
+with one rename once its repository has its first commit, so a failure at any step leaves no
+partial project behind. No path outside ``WORKSPACE_ROOT`` is ever written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid as uuidlib
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from sync import repo
+from sync.model import MANIFEST, State, files_to_state, state_to_files
+from sync.naming import folder_name, with_suffix
+
+LIBRARY_FOLDERS = ("Pipeline_Templates", "Stock_Media", "Branding")
+PROJECT_FOLDERS = (
+    "01_Assets/Generative_Assets/Characters",
+    "01_Assets/Generative_Assets/Styles",
+    "01_Assets/Generative_Assets/Locations",
+    "02_Source_Creative/Canvases",
+    "03_Renders",
+    "04_Project_Files",
+    "05_Cache",
+    "06_Exports",
+)
+IGNORED_FOLDERS = ("05_Cache", "06_Exports")
+LFS_PATTERNS = (
+    "*.mp4",
+    "*.mov",
+    "*.webm",
+    "*.png",
+    "*.jpg",
+    "*.jpeg",
+    "*.webp",
+    "*.exr",
+    "*.tif",
+    "*.tiff",
+    "*.wav",
+    "*.mp3",
+    "*.flac",
+    "*.safetensors",
+    "*.ckpt",
+    "*.pt",
+)
+GITIGNORE = "".join(f"{folder}/\n" for folder in IGNORED_FOLDERS)
+GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS)
+ZIP_MAX_MEMBERS = 20_000
+ZIP_MAX_BYTES = 4 * 1024**3
+
+
+class ImportError_(ValueError):
+    """An import file the studio refuses; the message says why."""
+
+
+class Workspace:
+    """``WORKSPACE_ROOT`` and the project folders under it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.projects = self.root / "Projects"
+        self.library = self.root / "Library"
+        self.trash = self.root / ".trash"
+        self.staging = self.root / ".staging"
+        self._claim = threading.Lock()
+
+    def ensure_layout(self) -> None:
+        """Create ``Library/{Pipeline_Templates,Stock_Media,Branding}`` and ``Projects/`` if missing."""
+        for sub in LIBRARY_FOLDERS:
+            (self.library / sub).mkdir(parents=True, exist_ok=True)
+        self.projects.mkdir(parents=True, exist_ok=True)
+        self.trash.mkdir(exist_ok=True)
+        self.staging.mkdir(exist_ok=True)
+
+    def path_of(self, rel: str) -> Path:
+        """The absolute path of a workspace-relative path; refuses anything that leaves the workspace."""
+        path = (self.root / rel).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise ValueError(f"{rel!r} is not a path inside the workspace")
+        return path
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+    # -- creation -------------------------------------------------------------------------------
+
+    def create_project(
+        self, state: State, author: repo.Author, message: str, register: Callable[[str], None]
+    ) -> str:
+        """Scaffold ``state`` as a new repository, move it into ``Projects/`` and call ``register``.
+
+        ``register`` receives the project's workspace-relative path (``Projects/My_Film``) and
+        records it in the index; if it raises, the folder is removed again. Returns that path.
+        """
+        with self._staged() as stage:
+            scaffold(stage, state)
+            repo.init(stage)
+            repo.commit_all(stage, message, author)
+            return self._place(stage, state["meta"]["name"], register)
+
+    def import_tree(
+        self,
+        stage: Path,
+        author: repo.Author,
+        message: str,
+        fresh_uuid: Callable[[str], str],
+        register: Callable[[str, State], None],
+    ) -> str:
+        """Adopt a project tree unpacked in ``stage`` (from a zip or a bundle) as a new project."""
+        try:
+            state = files_to_state(stage)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ImportError_(f"The project in the file is unreadable: {exc}") from None
+        new_uuid = fresh_uuid(state["meta"]["uuid"])
+        if new_uuid != state["meta"]["uuid"]:
+            state["meta"]["uuid"] = new_uuid
+        scaffold(stage, state)
+        if not (stage / ".git").exists():
+            repo.init(stage)
+        repo.commit_all(stage, message, author)
+        return self._place(stage, state["meta"]["name"], lambda rel: register(rel, state))
+
+    @contextmanager
+    def staged(self) -> Iterator[Path]:
+        """A fresh empty staging folder, removed afterwards unless it was moved into place."""
+        with self._staged() as stage:
+            yield stage
+
+    @contextmanager
+    def _staged(self) -> Iterator[Path]:
+        self.staging.mkdir(parents=True, exist_ok=True)
+        stage = self.staging / uuidlib.uuid4().hex
+        stage.mkdir()
+        try:
+            yield stage
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
+
+    def _place(self, stage: Path, name: str, register: Callable[[str], None]) -> str:
+        base = folder_name(name)
+        with self._claim:
+            n = 1
+            while True:
+                candidate = base if n == 1 else with_suffix(base, n)
+                target = self.projects / candidate
+                if not _exists_casefold(self.projects, candidate):
+                    try:
+                        stage.rename(target)
+                        break
+                    except OSError:
+                        pass  # taken by another process in between: try the next suffix
+                n += 1
+            rel = self.rel(target)
+            try:
+                register(rel)
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+        return rel
+
+    # -- trash ----------------------------------------------------------------------------------
+
+    def move_to_trash(self, rel: str, project_id: str) -> str:
+        """Move a project folder into the trash; return its trash path (workspace-relative)."""
+        source = self.path_of(rel)
+        target = self.trash / f"{project_id}__{source.name}"
+        self.trash.mkdir(exist_ok=True)
+        source.rename(target)
+        return self.rel(target)
+
+    def restore_from_trash(self, trash_rel: str, name: str) -> str:
+        """Move a trashed folder back under ``Projects/`` (a new suffix if its name was taken)."""
+        return self._place(self.path_of(trash_rel), name, lambda rel: None)
+
+    def purge(self, trash_rel: str) -> None:
+        """Delete a trashed project for good."""
+        path = self.path_of(trash_rel)
+        if path.is_relative_to(self.trash.resolve()):
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- export ---------------------------------------------------------------------------------
+
+    def write_zip(self, rel: str, dest: Path) -> None:
+        """A zip of the project's tracked tree (no ``.git``, cache or exports) under one top folder."""
+        root = self.path_of(rel)
+        with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(root.rglob("*")):
+                parts = path.relative_to(root).parts
+                if parts[0] == ".git" or parts[0] in IGNORED_FOLDERS or not path.is_file():
+                    continue
+                zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")
+
+    def unpack_zip(self, zip_path: Path, stage: Path) -> None:
+        """Unpack an exported zip into ``stage``, refusing unsafe or oversized archives."""
+        try:
+            zf = zipfile.ZipFile(zip_path)
+        except zipfile.BadZipFile:
+            raise ImportError_("The file is not a zip archive.") from None
+        with zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) > ZIP_MAX_MEMBERS or sum(m.file_size for m in members) > ZIP_MAX_BYTES:
+                raise ImportError_("The zip archive is too large to import.")
+            names = [PurePosixPath(m.filename) for m in members]
+            for name in names:
+                if name.is_absolute() or ".." in name.parts or "\\" in str(name):
+                    raise ImportError_(f"The zip archive holds an unsafe path: {str(name)!r}.")
+            prefix = _common_top(names)
+            if PurePosixPath(*prefix, MANIFEST) not in names:
+                raise ImportError_("The zip archive holds no project.json: it is not a studio project.")
+            for member, name in zip(members, names, strict=True):
+                rel = PurePosixPath(*name.parts[len(prefix) :])
+                if rel.parts and rel.parts[0] == ".git":
+                    continue
+                target = (stage / rel).resolve()
+                if not target.is_relative_to(stage.resolve()):
+                    raise ImportError_(f"The zip archive holds an unsafe path: {str(name)!r}.")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+
+
+def scaffold(root: Path, state: State) -> None:
+    """Write the spec's folder tree and the files of ``state`` into ``root``."""
+    for folder in PROJECT_FOLDERS:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        if folder.split("/")[0] not in IGNORED_FOLDERS and not any((root / folder).iterdir()):
+            # Git keeps no empty folders; a placeholder keeps the tree whole in every clone.
+            (root / folder / ".gitkeep").write_bytes(b"")
+    (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+    (root / ".gitattributes").write_text(GITATTRIBUTES, encoding="utf-8")
+    for rel, data in state_to_files(state).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        keep = path.parent / ".gitkeep"
+        if keep.exists():
+            keep.unlink()
+
+
+def _exists_casefold(parent: Path, name: str) -> bool:
+    # Two names differing only by case are one folder on macOS and Windows disks.
+    folded = name.casefold()
+    return any(entry.casefold() == folded for entry in os.listdir(parent))
+
+
+def _common_top(names: list[PurePosixPath]) -> tuple[str, ...]:
+    tops = {n.parts[0] for n in names if len(n.parts) > 1}
+    if len(tops) == 1 and all(len(n.parts) > 1 for n in names):
+        return (tops.pop(),)
+    return ()
+
+
+class ProjectLocks:
+    """One lock per project, so two writers never commit to one repository at once."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, project_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(project_id, threading.Lock())

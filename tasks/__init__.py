@@ -1,0 +1,1 @@
+"""Dramatiq broker setup, actors and generators (generation arrives with issue 4)."""
