@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
+from litestar.handlers.base import BaseRouteHandler
 
 from app.accounts.service import Accounts, User
 from app.problems import Problem
@@ -14,21 +16,31 @@ from app.projects.transfer import Transfers
 from app.studio import Studio
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str:
-    header = request.headers.get("authorization", "")
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
+def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: authenticate before the body is read, so nothing is parsed for a stranger."""
+    connection.state.user = _authenticate(connection)
+
+
 def provide_user(request: Request[Any, Any, Any]) -> User:
-    """The signed-in user; 401 when the token is missing, unknown or revoked."""
-    token = bearer_token(request)
+    """The signed-in user (set by :func:`require_user`); 401 when the token is missing or revoked."""
+    user: User | None = getattr(request.state, "user", None)
+    return user if user is not None else _authenticate(request)
+
+
+def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    token = bearer_token(connection)
     if not token:
         raise Problem(
             401,
             "Sign in first: send 'Authorization: Bearer <token>' (POST /api/auth/guest gives one).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = request.app.state.accounts.authenticate(token)
+    user = connection.app.state.accounts.authenticate(token)
     if user is None:
         raise Problem(
             401,

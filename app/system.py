@@ -9,6 +9,7 @@ from typing import Any
 from litestar import get
 
 from app.accounts.service import User
+from app.deps import require_user
 from app.studio import Studio
 from sync.templates import all_templates
 
@@ -36,7 +37,7 @@ def health(studio: Studio) -> dict[str, Any]:
     return {"status": status, "uptime_s": round(time.time() - STARTED, 1), "components": components}
 
 
-@get("/api/templates", sync_to_thread=False, tags=["projects"])
+@get("/api/templates", guards=[require_user], sync_to_thread=False, tags=["projects"])
 def templates(user: User) -> list[dict[str, Any]]:
     """The story templates a project can start from."""
     return [

@@ -93,10 +93,16 @@ def bundle(root: Path, dest: Path) -> None:
 def clone_bundle(bundle_path: Path, dest: Path) -> None:
     """Clone a bundle into ``dest``; raises ``ValueError`` if it is not a valid bundle."""
     check = subprocess.run(
-        ["git", "bundle", "verify", str(bundle_path)], capture_output=True, text=True, check=False
+        # `verify` needs a repository around it; `list-heads` checks the header and refs anywhere.
+        ["git", "bundle", "list-heads", str(bundle_path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check.returncode != 0:
         raise ValueError("The file is not a valid git bundle.")
+    if not check.stdout.strip():
+        raise ValueError("The file is not a valid git bundle: it holds no commits.")
     result = subprocess.run(
         ["git", "clone", "--quiet", str(bundle_path), str(dest)], capture_output=True, text=True, check=False
     )

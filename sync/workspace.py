@@ -114,6 +114,8 @@ class Workspace:
         register: Callable[[str, State], None],
     ) -> str:
         """Adopt a project tree unpacked in ``stage`` (from a zip or a bundle) as a new project."""
+        if not (stage / MANIFEST).is_file():
+            raise ImportError_("The file holds no project.json: it is not a studio project.")
         try:
             state = files_to_state(stage)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

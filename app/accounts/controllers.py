@@ -9,7 +9,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field
 
 from app.accounts.service import Accounts, User
-from app.deps import bearer_token, client_ip
+from app.deps import bearer_token, client_ip, require_user
 from app.projects.service import Projects
 
 
@@ -56,7 +56,7 @@ class AuthController(Controller):
         user, token = accounts.login(data.email, data.password, client_ip(request))
         return {"token": token, "user": user.public()}
 
-    @post("/logout", sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
+    @post("/logout", guards=[require_user], sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
     def logout(self, request: Request[Any, Any, Any], user: User, accounts: Accounts) -> None:
         accounts.logout(bearer_token(request), user, client_ip(request))
 
@@ -64,6 +64,7 @@ class AuthController(Controller):
 class MeController(Controller):
     path = "/api/me"
     tags = ["account"]
+    guards = [require_user]
 
     @get("/", sync_to_thread=False)
     def me(self, user: User) -> dict[str, Any]:

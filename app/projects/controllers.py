@@ -16,6 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from pydantic import BaseModel, Field
 
 from app.accounts.service import Accounts, User
+from app.deps import require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from app.projects.service import Projects
@@ -58,6 +59,7 @@ def _file(path: Any, filename: str, media_type: str) -> File:
 class ProjectController(Controller):
     path = "/api/projects"
     tags = ["projects"]
+    guards = [require_user]
 
     @post("/", sync_to_thread=True, status_code=HTTP_201_CREATED)
     def create(self, data: ProjectIn, user: User, projects: Projects) -> dict[str, Any]:

@@ -56,13 +56,17 @@ class Transfers:
     def export_many(self, user: User, ids: list[str]) -> tuple[Path, str]:
         """One zip holding a git bundle of each project."""
         dest = self.temp_path(".zip")
-        with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
-            for pid in ids:
-                path, name = self.export(user, pid, "bundle")
-                try:
-                    zf.write(path, name)
-                finally:
-                    path.unlink(missing_ok=True)
+        try:
+            with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
+                for pid in ids:
+                    path, name = self.export(user, pid, "bundle")
+                    try:
+                        zf.write(path, name)
+                    finally:
+                        path.unlink(missing_ok=True)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
         return dest, "projects.zip"
 
     def import_file(self, user: User, upload: Path, name: str | None = None) -> dict[str, Any]:
