@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     new.add_argument("--owner", default=None, help="email of the account that will own it")
     sub.add_parser("reindex", help="rebuild the SQLite index from the project repositories")
     args = parser.parse_args(argv)
+    # Logs go to stderr so a command's stdout stays what scripts read (an id, a path).
+    from app import logs
+
+    logs.configure("console", level=logging.WARNING if args.command != "serve" else logging.INFO)
     try:
         return int(COMMANDS[args.command](args))
     except SettingsError as exc:

@@ -44,15 +44,14 @@ class TokenBuckets:
         now = time.monotonic() if now is None else now
         tokens, last = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
+        allowed = tokens >= 1
+        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
         if len(self._buckets) > self.max_keys:
             self._forget_full(now)
-        return (1 - tokens) / self.rate
+        return 0.0 if allowed else (1 - tokens) / self.rate
 
     def _forget_full(self, now: float) -> None:
+        # A bucket idle for burst/rate seconds is full again: the same as one never seen.
         horizon = self.burst / self.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < horizon}
 

@@ -12,7 +12,6 @@ from typing import Any
 from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
 from litestar.exceptions import NotFoundException
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -78,16 +77,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies=DEPENDENCIES,
         exception_handlers={Exception: on_error},
-        middleware=[
-            DefineMiddleware(
-                EdgeMiddleware,
-                host_allowed=settings.host_allowed,
-                csp=lambda: csp,
-                rate_user=settings.rate_limit_user,
-                rate_ip=settings.rate_limit_ip,
-                rate_auth=settings.rate_limit_auth,
-            )
-        ],
         compression_config=CompressionConfig(backend="brotli", brotli_gzip_fallback=True, minimum_size=512),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -98,6 +87,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         on_startup=[on_startup],
         logging_config=None,
+    )
+    # Outside Litestar's per-route middleware, so unmatched paths (404s) pass the edge too.
+    app.asgi_handler = EdgeMiddleware(
+        app.asgi_handler,
+        host_allowed=settings.host_allowed,
+        csp=lambda: csp,
+        rate_user=settings.rate_limit_user,
+        rate_ip=settings.rate_limit_ip,
+        rate_auth=settings.rate_limit_auth,
     )
     app.state.studio = studio
     app.state.accounts = Accounts(studio)

@@ -16,6 +16,7 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
+    SerializationException,
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -136,8 +137,8 @@ def _http_detail(exc: HTTPException) -> str:
         return "Your role does not allow this."
     if exc.status_code == 405:
         return "This address does not accept that method."
-    if exc.status_code == 400 and str(exc.detail).startswith("JSON is malformed"):
-        return "The request body is not valid JSON: " + str(exc.detail).removeprefix("JSON is malformed: ")
+    if exc.status_code == 400 and isinstance(exc.__cause__, SerializationException):
+        return "The request body is not valid JSON: " + str(exc.__cause__).removeprefix("JSON is malformed: ")
     if exc.status_code == 413:
         return "The request body is larger than this server accepts."
     return str(exc.detail)

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -114,6 +115,17 @@ class Server:
         except OSError:
             return "(no server log)"
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process and its workers so far."""
+        if self.proc is None:
+            return 0.0
+        total = 0
+        for pid in (self.proc.pid, *self.worker_pids()):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def worker_pids(self) -> list[int]:
         """The Granian worker processes: the children of the server process."""
         if self.proc is None:
@@ -189,6 +201,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_pct: float = 0.0  # of one core, over the measured run
+    client_cpu_pct: float = 0.0
     target: str = ""
     passed: bool = False
 
@@ -480,7 +494,8 @@ def py_spy(out: Path | None, pids: list[int], seconds: float) -> Iterator[None]:
         print("bench: --py-spy needs py-spy (pip install py-spy) and a worker process", file=sys.stderr)
         yield
         return
-    cmd = [exe, "record", "-d", str(max(1, int(seconds))), "-o", str(out), "--pid", str(pids[0])]
+    fmt = {".txt": "raw", ".json": "speedscope"}.get(out.suffix, "flamegraph")
+    cmd = [exe, "record", "-d", str(max(1, int(seconds))), "-f", fmt, "-o", str(out), "--pid", str(pids[0])]
     with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as spy:
         try:
             yield
@@ -491,6 +506,15 @@ def py_spy(out: Path | None, pids: list[int], seconds: float) -> Iterator[None]:
 
 
 # -- main -------------------------------------------------------------------------------------------
+
+
+def client_cpu_seconds() -> float:
+    """CPU time of this process and its finished children (wrk, once waited for)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def machine_info(client: str) -> dict[str, Any]:
@@ -511,20 +535,34 @@ def machine_info(client: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "granian": granian,
         "client": client,
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def print_table(results: list[Result]) -> None:
-    head = ("operation", "requests", "errors", "req/s", "p50 ms", "p99 ms", "max ms", "target", "")
+    head = (
+        "operation",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "server CPU",
+        "client CPU",
+        "target",
+        "",
+    )
     rows = [
         (
             r.operation, f"{r.requests:,}", str(r.errors), f"{r.rps:,.1f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
-            f"{r.max_ms:.2f}", r.target, "PASS" if r.passed else "FAIL",
+            f"{r.max_ms:.2f}", f"{r.server_cpu_pct:.0f}%", f"{r.client_cpu_pct:.0f}%", r.target,
+            "PASS" if r.passed else "FAIL",
         )
         for r in results
     ]  # fmt: skip
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
-    right = {1, 2, 3, 4, 5, 6}
+    right = set(range(1, 9))
 
     def fmt(cells: tuple[str, ...]) -> str:
         return "  ".join(
@@ -553,14 +591,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk threads, a divisor of --clients (2)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
-    p.add_argument("--py-spy", type=Path, default=None, metavar="SVG", help="profile the server with py-spy")
-    p.add_argument("--py-spy-op", choices=OPERATIONS, default="list", help="the operation to profile (list)")
+    p.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="profile the server with py-spy (.svg flame graph, .txt collapsed stacks, .json speedscope)",
+    )
+    p.add_argument("--py-spy-op", choices=OPERATIONS, help="the operation to profile (the first one run)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args(argv)
     args.operations = [o.strip() for o in args.operations.split(",") if o.strip()]
     unknown = set(args.operations) - set(OPERATIONS)
     if unknown or not args.operations:
         p.error(f"--operations: choose from {', '.join(OPERATIONS)}")
+    if args.py_spy_op and args.py_spy_op not in args.operations:
+        p.error(f"--py-spy-op {args.py_spy_op} is not among --operations")
     if args.clients < 1 or args.duration <= 0 or args.warmup < 0 or args.projects < 1:
         p.error("--clients, --duration and --projects must be positive, --warmup not negative")
     return args
@@ -607,10 +653,20 @@ def main(argv: list[str] | None = None) -> int:
         for op in args.operations:
             if args.warmup > 0:
                 measure(op, f"{run_id}w", args.warmup)
-            profile = args.py_spy if args.py_spy_op == op else None
-            print(f"bench: {op}: {args.duration:g} s with {args.clients} clients ...", file=sys.stderr)
+            profile = args.py_spy if (args.py_spy_op or args.operations[0]) == op else None
+            pids = ",".join(map(str, server.worker_pids()))
+            print(
+                f"bench: {op}: {args.duration:g} s, {args.clients} clients (worker pid {pids})",
+                file=sys.stderr,
+            )
+            server_cpu, client_cpu = server.cpu_seconds(), client_cpu_seconds()
             with py_spy(profile, server.worker_pids(), args.duration):
                 result = measure(op, f"{run_id}m", args.duration)
+                # Before py-spy is waited for, so that its CPU time is not the client's.
+                server_cpu, client_cpu = server.cpu_seconds() - server_cpu, client_cpu_seconds() - client_cpu
+            if result.seconds:
+                result.server_cpu_pct = round(server_cpu / result.seconds * 100)
+                result.client_cpu_pct = round(client_cpu / result.seconds * 100)
             result.judge()
             results.append(result)
     except (RuntimeError, OSError, httpx.HTTPError, subprocess.SubprocessError) as exc:
@@ -621,10 +677,21 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print(f"machine: {info['nproc']} CPUs, {info['implementation']} {info['python']}, {info['platform']}")
+    load = " ".join(f"{x:g}" for x in info["loadavg_before"])
+    print(
+        f"machine: {info['nproc']} CPUs, {info['implementation']} {info['python']}, {info['platform']}, "
+        f"load average before the run {load}"
+    )
     print(f"server:  studio serve (Granian {info['granian']}, 1 worker), SQLite, embedded broker")
     print(f"client:  {client}, {args.duration:g} s per operation after {args.warmup:g} s warm-up")
     print("note:    rate limits raised to 1,000,000/s: this measures the server, not the rate limiter")
+    print(
+        "cpu:     % of one core over the measured run (server: Granian main + worker; client: the load generator)"
+    )
+    print(
+        "closed:  each client sends its next request when the answer comes, so mean latency is about "
+        "clients / (req/s)"
+    )
     print(f"command: {command}")
     print()
     print_table(results)

@@ -57,6 +57,19 @@ def wait_for_loaded_previews(page: Page, count: int) -> None:
     )
 
 
+def service_worker_ready(page: Page, timeout_ms: int = 10_000) -> bool:
+    """Whether the page's service worker became active within ``timeout_ms`` (never hangs)."""
+    return bool(
+        page.evaluate(
+            """ms => Promise.race([
+                navigator.serviceWorker.ready.then(() => true),
+                new Promise(resolve => setTimeout(() => resolve(false), ms)),
+            ])""",
+            timeout_ms,
+        )
+    )
+
+
 def project_folders(studio: LiveServer) -> set[str]:
     projects = studio.workspace / "Projects"
     return {p.name for p in projects.iterdir() if p.is_dir()} if projects.exists() else set()
@@ -202,10 +215,6 @@ def test_reloading_keeps_the_guest_signed_in_with_the_same_projects(
     wait_for_loaded_previews(page, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: the PWA asks for sort=updated (oldest first) while new cards are put first",
-)
 def test_the_newest_project_stays_first_after_a_reload(browser_page: Page, studio: LiveServer) -> None:
     page = browser_page
     start_as_guest(page, studio)
@@ -227,13 +236,13 @@ def test_the_newest_project_stays_first_after_a_reload(browser_page: Page, studi
 def test_the_app_shell_still_opens_offline_once_the_service_worker_runs(
     browser: Any, studio: LiveServer
 ) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="allow")
     try:
         page = context.new_page()
         # Given a signed-in guest whose page is controlled by the studio's service worker
         start_as_guest(page, studio)
         expect(page.locator(CARD)).to_have_count(2)
-        page.evaluate("async () => { await navigator.serviceWorker.ready; }")
+        assert service_worker_ready(page), "the service worker never became active"
         page.reload()
         page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10_000)
 
@@ -287,7 +296,7 @@ def test_pages_carry_a_csp_and_run_without_violating_it(browser_page: Page, stud
     page.get_by_test_id("new-project-create").click()
     expect(page.locator(CARD)).to_have_count(3)
     wait_for_loaded_previews(page, 3)
-    page.evaluate("async () => { await navigator.serviceWorker.ready; }")
+    assert service_worker_ready(page), "the service worker never became active"
 
     assert page.evaluate("window.__cspViolations") == []
     assert [m for m in console if "Content Security Policy" in m] == []

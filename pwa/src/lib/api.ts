@@ -49,7 +49,7 @@ export interface ProjectList {
 	total: number;
 }
 
-export type ProjectSort = 'updated' | 'created' | 'name';
+export type ProjectSort = 'updated' | 'created' | 'name' | '-updated' | '-created' | '-name';
 
 export interface ProjectQuery {
 	q?: string;
@@ -238,7 +238,7 @@ export const api = {
 	projects(query: ProjectQuery = {}, signal?: AbortSignal): Promise<ProjectList> {
 		const q = query.q?.trim();
 		return request<ProjectList>('GET', '/api/projects', {
-			query: { q: q ? q : undefined, sort: query.sort ?? 'updated' },
+			query: { q: q ? q : undefined, sort: query.sort ?? '-updated' },
 			signal
 		});
 	},
