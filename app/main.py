@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -42,8 +43,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     projects = Projects(studio, ProjectLocks())
     pwa_dir = settings.pwa_dir if (settings.pwa_dir / "index.html").exists() else FALLBACK_PAGE
 
+    async def purge_hourly() -> None:
+        # A studio can run for weeks: the trash is emptied of expired projects every hour.
+        while True:
+            await asyncio.sleep(3600)
+            try:
+                await asyncio.to_thread(projects.purge_expired)
+            except Exception:
+                logs.get_logger("app").exception("trash_purge_failed")
+
     def on_startup(app: Litestar) -> None:
         purged = projects.purge_expired()
+        app.state.purger = asyncio.get_running_loop().create_task(purge_hourly())
         logs.get_logger("app").info(
             "studio_started",
             workspace=str(settings.workspace_root),
@@ -86,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         on_startup=[on_startup],
+        on_shutdown=[lambda app: app.state.purger.cancel()],
         logging_config=None,
     )
     # Outside Litestar's per-route middleware, so unmatched paths (404s) pass the edge too.

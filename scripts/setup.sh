@@ -2,7 +2,8 @@
 # Installs what the studio needs, skipping what is already in place. Used by `make run`,
 # `make test` and the Dockerfile, so every way of starting the studio installs the same things.
 #
-#   scripts/setup.sh system   Debian packages: git, git-lfs, redis-server, chromium (tests need them)
+#   scripts/setup.sh system   Debian packages the tests need: git, git-lfs, redis-server, chromium,
+#                             docker-compose (to validate compose.yaml)
 #   scripts/setup.sh python   .venv with the locked Python dependencies and the studio itself
 #   scripts/setup.sh pwa      npm dependencies of pwa/ and the built app in pwa/build/
 set -euo pipefail
@@ -27,6 +28,8 @@ system() {
   command -v git-lfs >/dev/null || missing+=(git-lfs)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v chromium >/dev/null || missing+=(chromium)
+  # No Docker engine runs here, but Debian's docker-compose validates compose.yaml (a test does).
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} (apt)"
     as_root apt-get update -qq
