@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
@@ -21,8 +22,11 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
-def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: authenticate before the body is read, so nothing is parsed for a stranger."""
+async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: authenticate before the body is read, so nothing is parsed for a stranger.
+
+    Async on purpose: a token lookup is one indexed SQLite read, far cheaper than the hop to a
+    worker thread a sync guard would cost on every request."""
     connection.state.user = _authenticate(connection)
 
 
@@ -40,7 +44,7 @@ def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
             "Sign in first: send 'Authorization: Bearer <token>' (POST /api/auth/guest gives one).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = connection.app.state.accounts.authenticate(token)
+    user = connection.app.state.services.accounts.authenticate(token)
     if user is None:
         raise Problem(
             401,
@@ -52,32 +56,39 @@ def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
 
 def provide_optional_user(request: Request[Any, Any, Any]) -> User | None:
     token = bearer_token(request)
-    return request.app.state.accounts.authenticate(token) if token else None
+    return request.app.state.services.accounts.authenticate(token) if token else None
 
 
-def provide_studio(request: Request[Any, Any, Any]) -> Studio:
-    return request.app.state.studio  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class Services:
+    """Everything handlers work with, as one dependency.
+
+    One object rather than one dependency per service: Litestar resolves sibling dependencies
+    concurrently in a task group, which cost a tenth of a cheap request's time."""
+
+    studio: Studio
+    accounts: Accounts
+    projects: Projects
+    transfers: Transfers
 
 
-def provide_accounts(request: Request[Any, Any, Any]) -> Accounts:
-    return request.app.state.accounts  # type: ignore[no-any-return]
+def provide_services(request: Request[Any, Any, Any]) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
 
 
-def provide_projects(request: Request[Any, Any, Any]) -> Projects:
-    return request.app.state.projects  # type: ignore[no-any-return]
+def provide_user_after_services(request: Request[Any, Any, Any], svc: Services) -> User:
+    return provide_user(request)
 
 
-def provide_transfers(request: Request[Any, Any, Any]) -> Transfers:
-    return request.app.state.transfers  # type: ignore[no-any-return]
+def provide_maybe_user(request: Request[Any, Any, Any], svc: Services) -> User | None:
+    return provide_optional_user(request)
 
 
 DEPENDENCIES = {
-    "user": Provide(provide_user, sync_to_thread=False),
-    "maybe_user": Provide(provide_optional_user, sync_to_thread=False),
-    "studio": Provide(provide_studio, sync_to_thread=False),
-    "accounts": Provide(provide_accounts, sync_to_thread=False),
-    "projects": Provide(provide_projects, sync_to_thread=False),
-    "transfers": Provide(provide_transfers, sync_to_thread=False),
+    "svc": Provide(provide_services, sync_to_thread=False),
+    # `user` depends on `svc` so the two resolve one after the other, never in a task group.
+    "user": Provide(provide_user_after_services, sync_to_thread=False),
+    "maybe_user": Provide(provide_maybe_user, sync_to_thread=False),
 }
 
 

@@ -8,6 +8,7 @@ refused request costs almost nothing. Refusals are problem details like every ot
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import secrets
@@ -18,12 +19,20 @@ from typing import Any
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import get_logger, redact_query
+from app.logs import access_log, redact_query
 from app.problems import PROBLEM_JSON, TYPE_BASE
 
-log = get_logger("app.access")
 _VALID_RID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 AUTH_PATHS = ("/api/auth/login", "/api/auth/register", "/api/auth/guest")
+
+
+_RID_PREFIX = secrets.token_hex(4)
+_rid_counter = itertools.count(1)
+
+
+def next_request_id() -> str:
+    """A request id unique across restarts (random per process) and cheap (a counter within it)."""
+    return f"{_RID_PREFIX}{next(_rid_counter):08x}"
 
 
 class TokenBuckets:
@@ -84,7 +93,7 @@ class EdgeMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         rid = headers.get("x-request-id", "")
         if not _VALID_RID.match(rid):
-            rid = secrets.token_hex(8)
+            rid = next_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         structlog.contextvars.bind_contextvars(request_id=rid)
         path = scope["path"]
@@ -107,15 +116,18 @@ class EdgeMiddleware:
                 return
             await self.app(scope, receive, send_with_headers)
         finally:
-            log.info(
-                "request",
-                kind=scope["type"],
-                method=scope.get("method", "WS"),
-                path=path,
-                query=redact_query(scope.get("query_string", b"").decode("latin-1")),
-                status=status_holder["status"],
-                ms=round((time.perf_counter() - started) * 1000, 2),
-                client=client,
+            access_log(
+                {
+                    "event": "request",
+                    "kind": scope["type"],
+                    "method": scope.get("method", "WS"),
+                    "path": path,
+                    "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                    "status": status_holder["status"],
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client": client,
+                    "request_id": rid,
+                }
             )
             structlog.contextvars.unbind_contextvars("request_id")
 

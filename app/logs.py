@@ -9,8 +9,10 @@ replaced, and headers are never logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 import structlog
@@ -49,6 +51,8 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    global _access_level, _access_format
+    _access_level, _access_format = level, fmt
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
@@ -56,6 +60,27 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     logging.getLogger("granian.access").disabled = True
     # httpx logs whole URLs (query strings included) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+_access_level = logging.INFO
+_access_format = "json"
+
+
+def access_log(entry: dict[str, object]) -> None:
+    """One access-log line, written straight to stderr.
+
+    The access log is the one log written on every request; going around structlog and the
+    logging module keeps it at a few microseconds (it was a sixth of a list request's time).
+    """
+    if _access_level > logging.INFO:
+        return
+    entry["level"] = "info"
+    entry["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    if _access_format == "json":
+        sys.stderr.write(json.dumps(entry, separators=(", ", ": ")) + "\n")
+    else:
+        rest = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("event", "level", "timestamp"))
+        sys.stderr.write(f"{entry['timestamp']} [info     ] request {rest}\n")
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -9,16 +9,16 @@ from typing import Any
 from litestar import get
 
 from app.accounts.service import User
-from app.deps import require_user
-from app.studio import Studio
+from app.deps import Services, require_user
 from sync.templates import all_templates
 
 STARTED = time.time()
 
 
 @get("/api/health", sync_to_thread=False, tags=["system"])
-def health(studio: Studio) -> dict[str, Any]:
+def health(svc: Services) -> dict[str, Any]:
     """``{"status": "ok"}`` with the state of each component."""
+    studio = svc.studio
     components: dict[str, Any] = {}
     try:
         components["index"] = {"status": "ok", "schema": studio.index.version}

@@ -8,9 +8,8 @@ from litestar import Controller, Request, delete, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field
 
-from app.accounts.service import Accounts, User
-from app.deps import bearer_token, client_ip, require_user
-from app.projects.service import Projects
+from app.accounts.service import User
+from app.deps import Services, bearer_token, client_ip, require_user
 
 
 class RegisterIn(BaseModel):
@@ -30,11 +29,13 @@ class AuthController(Controller):
 
     @post("/guest", sync_to_thread=True, summary="Start as a guest: no form, no email")
     def guest(
-        self, request: Request[Any, Any, Any], accounts: Accounts, projects: Projects
+        self,
+        request: Request[Any, Any, Any],
+        svc: Services,
     ) -> dict[str, Any]:
-        user, token = accounts.create_guest(client_ip(request))
-        if accounts.studio.settings.seed_samples:
-            projects.seed_samples(user)
+        user, token = svc.accounts.create_guest(client_ip(request))
+        if svc.accounts.studio.settings.seed_samples:
+            svc.projects.seed_samples(user)
         return {"token": token, "user": user.public()}
 
     @post("/register", sync_to_thread=True, summary="Create an account (a guest keeps its projects)")
@@ -42,23 +43,24 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: RegisterIn,
-        accounts: Accounts,
-        projects: Projects,
         maybe_user: User | None,
+        svc: Services,
     ) -> dict[str, Any]:
-        user, token = accounts.register(data.email, data.password, data.name, maybe_user, client_ip(request))
-        if maybe_user is None and accounts.studio.settings.seed_samples:
-            projects.seed_samples(user)
+        user, token = svc.accounts.register(
+            data.email, data.password, data.name, maybe_user, client_ip(request)
+        )
+        if maybe_user is None and svc.accounts.studio.settings.seed_samples:
+            svc.projects.seed_samples(user)
         return {"token": token, "user": user.public()}
 
     @post("/login", sync_to_thread=True, status_code=HTTP_200_OK)
-    def login(self, request: Request[Any, Any, Any], data: LoginIn, accounts: Accounts) -> dict[str, Any]:
-        user, token = accounts.login(data.email, data.password, client_ip(request))
+    def login(self, request: Request[Any, Any, Any], data: LoginIn, svc: Services) -> dict[str, Any]:
+        user, token = svc.accounts.login(data.email, data.password, client_ip(request))
         return {"token": token, "user": user.public()}
 
     @post("/logout", guards=[require_user], sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
-    def logout(self, request: Request[Any, Any, Any], user: User, accounts: Accounts) -> None:
-        accounts.logout(bearer_token(request), user, client_ip(request))
+    def logout(self, request: Request[Any, Any, Any], user: User, svc: Services) -> None:
+        svc.accounts.logout(bearer_token(request), user, client_ip(request))
 
 
 class MeController(Controller):
@@ -71,8 +73,8 @@ class MeController(Controller):
         return user.public()
 
     @get("/export", sync_to_thread=True, summary="Download everything the studio holds about you")
-    def export(self, user: User, accounts: Accounts) -> dict[str, Any]:
-        return accounts.export_data(user)
+    def export(self, user: User, svc: Services) -> dict[str, Any]:
+        return svc.accounts.export_data(user)
 
     @delete(
         "/",
@@ -81,7 +83,10 @@ class MeController(Controller):
         summary="Delete your account; projects you alone own go to the trash",
     )
     def erase(
-        self, request: Request[Any, Any, Any], user: User, accounts: Accounts, projects: Projects
+        self,
+        request: Request[Any, Any, Any],
+        user: User,
+        svc: Services,
     ) -> None:
-        trashed = projects.forget_user(user)
-        accounts.delete_account(user, client_ip(request), trashed)
+        trashed = svc.projects.forget_user(user)
+        svc.accounts.delete_account(user, client_ip(request), trashed)

@@ -15,12 +15,10 @@ from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field
 
-from app.accounts.service import Accounts, User
-from app.deps import require_user
+from app.accounts.service import User
+from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
-from app.projects.service import Projects
-from app.projects.transfer import Transfers
 from sync.preview import preview_png
 
 
@@ -62,8 +60,8 @@ class ProjectController(Controller):
     guards = [require_user]
 
     @post("/", sync_to_thread=True, status_code=HTTP_201_CREATED)
-    def create(self, data: ProjectIn, user: User, projects: Projects) -> dict[str, Any]:
-        project, _ = projects.create(
+    def create(self, data: ProjectIn, user: User, svc: Services) -> dict[str, Any]:
+        project, _ = svc.projects.create(
             user, data.name, data.template, str(data.id) if data.id else None, data.description
         )
         return project
@@ -72,7 +70,7 @@ class ProjectController(Controller):
     def list_projects(
         self,
         user: User,
-        projects: Projects,
+        svc: Services,
         q: Annotated[str, Parameter(max_length=200)] = "",
         template: str | None = None,
         archived: Annotated[str | None, Parameter(description="false (default), true or all")] = None,
@@ -83,25 +81,25 @@ class ProjectController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Annotated[int, Parameter(ge=0)] = 0,
     ) -> dict[str, Any]:
-        return projects.search(user, q, template, archived, updated_since, sort, limit, offset)
+        return svc.projects.search(user, q, template, archived, updated_since, sort, limit, offset)
 
     @get("/trash", sync_to_thread=False, summary="Projects in the trash, restorable until purge_at")
-    def trash(self, user: User, projects: Projects) -> list[dict[str, Any]]:
-        return projects.trash(user)
+    def trash(self, user: User, svc: Services) -> list[dict[str, Any]]:
+        return svc.projects.trash(user)
 
     @post("/bulk", sync_to_thread=True, status_code=HTTP_200_OK)
-    def bulk(self, data: BulkIn, user: User, projects: Projects, transfers: Transfers) -> Any:
+    def bulk(self, data: BulkIn, user: User, svc: Services) -> Any:
         ids = [str(i) for i in data.ids]
         if data.action == "export":
-            path, name = transfers.export_many(user, ids)
+            path, name = svc.transfers.export_many(user, ids)
             return _file(path, name, "application/zip")
         results = []
         for pid in ids:
             try:
                 if data.action == "delete":
-                    projects.delete(user, pid)
+                    svc.projects.delete(user, pid)
                 else:
-                    projects.update(user, pid, {"archived": data.action == "archive"})
+                    svc.projects.update(user, pid, {"archived": data.action == "archive"})
                 results.append({"id": pid, "ok": True, "status": 200})
             except Problem as exc:
                 results.append({"id": pid, "ok": False, "status": exc.status_code, "detail": exc.detail})
@@ -117,7 +115,7 @@ class ProjectController(Controller):
         self,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
         user: User,
-        transfers: Transfers,
+        svc: Services,
     ) -> dict[str, Any]:
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
@@ -126,22 +124,22 @@ class ProjectController(Controller):
                 "Send the exported file as the multipart field 'file'.",
                 errors=[{"field": "file", "message": "missing"}],
             )
-        dest = transfers.temp_path(".upload")
+        dest = svc.transfers.temp_path(".upload")
         try:
             with open(dest, "wb") as out:
                 shutil.copyfileobj(upload.file, out)
             name = data.get("name")
-            return transfers.import_file(user, dest, name if isinstance(name, str) else None)
+            return svc.transfers.import_file(user, dest, name if isinstance(name, str) else None)
         finally:
             dest.unlink(missing_ok=True)
 
     @get("/{project_id:uuid}", sync_to_thread=False)
-    def get_project(self, project_id: UUID, user: User, projects: Projects) -> dict[str, Any]:
-        return projects.get(user, str(project_id))
+    def get_project(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+        return svc.projects.get(user, str(project_id))
 
     @patch("/{project_id:uuid}", sync_to_thread=True)
-    def update(self, project_id: UUID, data: ProjectPatch, user: User, projects: Projects) -> dict[str, Any]:
-        return projects.update(user, str(project_id), data.model_dump(exclude_unset=True))
+    def update(self, project_id: UUID, data: ProjectPatch, user: User, svc: Services) -> dict[str, Any]:
+        return svc.projects.update(user, str(project_id), data.model_dump(exclude_unset=True))
 
     @delete(
         "/{project_id:uuid}",
@@ -149,58 +147,62 @@ class ProjectController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         summary="Move the project to the trash (restorable for 30 days)",
     )
-    def delete_project(self, project_id: UUID, user: User, projects: Projects) -> None:
-        projects.delete(user, str(project_id))
+    def delete_project(self, project_id: UUID, user: User, svc: Services) -> None:
+        svc.projects.delete(user, str(project_id))
 
     @post("/{project_id:uuid}/restore", sync_to_thread=True, status_code=HTTP_200_OK)
-    def restore(self, project_id: UUID, user: User, projects: Projects) -> dict[str, Any]:
-        return projects.restore(user, str(project_id))
+    def restore(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+        return svc.projects.restore(user, str(project_id))
 
     @get("/{project_id:uuid}/export", sync_to_thread=True)
     def export(
-        self, project_id: UUID, user: User, transfers: Transfers, format: Literal["bundle", "zip"] = "bundle"
+        self, project_id: UUID, user: User, svc: Services, format: Literal["bundle", "zip"] = "bundle"
     ) -> File:
-        path, name = transfers.export(user, str(project_id), format)
+        path, name = svc.transfers.export(user, str(project_id), format)
         return _file(path, name, "application/zip" if format == "zip" else "application/x-git-bundle")
 
     @get("/{project_id:uuid}/history", sync_to_thread=True)
-    def history(self, project_id: UUID, user: User, projects: Projects) -> list[dict[str, Any]]:
-        return projects.history(user, str(project_id))
+    def history(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+        return svc.projects.history(user, str(project_id))
 
     @get("/{project_id:uuid}/activity", sync_to_thread=False)
-    def activity(self, project_id: UUID, user: User, projects: Projects) -> list[dict[str, Any]]:
-        return projects.activity(user, str(project_id))
+    def activity(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+        return svc.projects.activity(user, str(project_id))
 
     @get("/{project_id:uuid}/state", sync_to_thread=True, summary="The project document as plain JSON")
-    def state(self, project_id: UUID, user: User, projects: Projects) -> dict[str, Any]:
-        return projects.state(user, str(project_id))
+    def state(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+        return svc.projects.state(user, str(project_id))
 
     @get("/{project_id:uuid}/preview", sync_to_thread=True, media_type="image/png")
-    def preview(self, project_id: UUID, user: User, projects: Projects) -> Response[bytes]:
-        project, rel = project_for(projects.index, user, str(project_id))
-        data = preview_png(projects.root(rel), project["name"], project["id"])
+    def preview(self, project_id: UUID, user: User, svc: Services) -> Response[bytes]:
+        project, rel = project_for(svc.projects.index, user, str(project_id))
+        data = preview_png(svc.projects.root(rel), project["name"], project["id"])
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     @get("/{project_id:uuid}/members", sync_to_thread=False)
-    def members(self, project_id: UUID, user: User, projects: Projects) -> list[dict[str, Any]]:
-        return projects.members(user, str(project_id))
+    def members(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+        return svc.projects.members(user, str(project_id))
 
     @post("/{project_id:uuid}/members", sync_to_thread=True, status_code=HTTP_200_OK)
     def add_member(
-        self, project_id: UUID, data: MemberIn, user: User, projects: Projects, accounts: Accounts
+        self,
+        project_id: UUID,
+        data: MemberIn,
+        user: User,
+        svc: Services,
     ) -> dict[str, Any]:
-        project_for(projects.index, user, str(project_id), "owner")
-        member = accounts.find_by_email(data.email)
+        project_for(svc.projects.index, user, str(project_id), "owner")
+        member = svc.accounts.find_by_email(data.email)
         if member is None:
             raise Problem(
                 404,
                 f"No one has an account with the email {data.email}: ask them to register first.",
                 slug="no-such-account",
             )
-        return projects.set_member(user, str(project_id), member, data.role)
+        return svc.projects.set_member(user, str(project_id), member, data.role)
 
     @delete(
         "/{project_id:uuid}/members/{member_id:str}", sync_to_thread=True, status_code=HTTP_204_NO_CONTENT
     )
-    def remove_member(self, project_id: UUID, member_id: str, user: User, projects: Projects) -> None:
-        projects.remove_member(user, str(project_id), member_id)
+    def remove_member(self, project_id: UUID, member_id: str, user: User, svc: Services) -> None:
+        svc.projects.remove_member(user, str(project_id), member_id)

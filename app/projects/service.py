@@ -188,11 +188,15 @@ class Projects:
         order = f"{SORTS[key]} {'DESC' if sort.startswith('-') else 'ASC'}, p.id"
         base = f"FROM projects p JOIN members m ON m.project_id = p.id {join} WHERE {' AND '.join(where)}"
         db = self.index.db
-        total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
         rows = db.execute(
             f"SELECT {PROJECT_COLUMNS} {base} ORDER BY {order} LIMIT ? OFFSET ?",
             [*args, limit, offset],
         ).fetchall()
+        # A page that is not full tells the total without a second query.
+        if len(rows) < limit and (rows or offset == 0):
+            total = offset + len(rows)
+        else:
+            total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
         return {"items": [row_to_project(r) for r in rows], "total": total}
 
     def root(self, rel: str) -> Path:

@@ -224,7 +224,7 @@ def test_trash_is_purged_after_thirty_days(
 ) -> None:
     project = create(client, guest)
     client.delete(f"/api/projects/{project['id']}", headers=guest.headers)
-    projects = client.app.state.projects
+    projects = client.app.state.services.projects
     assert projects.purge_expired(datetime.now(UTC) + timedelta(days=29)) == 0
     assert list((settings.workspace_root / ".trash").iterdir())
     assert projects.purge_expired(datetime.now(UTC) + timedelta(days=31)) == 1
@@ -344,3 +344,21 @@ def test_every_project_has_a_preview_image(
     shown = Image.open(BytesIO(r.content)).convert("RGB")
     assert shown.size == (320, 200)
     assert shown.getpixel((10, 10)) == (200, 30, 30)
+
+
+def test_list_pages_report_the_full_total(client: TestClient[Any], guest: Person) -> None:
+    for i in range(5):
+        create(client, guest, name=f"Reel {i}")
+    pages = [
+        client.get(
+            "/api/projects", headers=guest.headers, params={"limit": 2, "offset": o, "sort": "name"}
+        ).json()
+        for o in (0, 2, 4, 6)
+    ]
+    assert [p["total"] for p in pages] == [5, 5, 5, 5]
+    assert [[x["name"] for x in p["items"]] for p in pages] == [
+        ["Reel 0", "Reel 1"],
+        ["Reel 2", "Reel 3"],
+        ["Reel 4"],
+        [],
+    ]

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_top_level_layout_is_exactly_the_architecture() -> None:
     expected = {"app", "pwa", "sync", "tasks", "scripts", "data", "tests", "pyproject.toml", "Dockerfile",
                 "compose.yaml", "Makefile", "README.md", ".ci", ".env.example", "requirements.lock"}  # fmt: skip
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True).stdout
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout
     top = {line.split("/")[0] for line in tracked.splitlines()} - {".gitignore"}
     assert top == expected
 
@@ -35,7 +37,18 @@ def test_ci_runs_exactly_make_test() -> None:
 def test_make_help_lists_every_target_the_spec_names() -> None:
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     listed = set(re.findall(r"make (\S+)", out))
-    spec = {"run", "test", "build", "up", "down", "logs", "new-project", "shell-backend", "shell-frontend", "up-with-comfyui"}
+    spec = {
+        "run",
+        "test",
+        "build",
+        "up",
+        "down",
+        "logs",
+        "new-project",
+        "shell-backend",
+        "shell-frontend",
+        "up-with-comfyui",
+    }
     assert spec | {"lint", "fmt", "bench", "help"} <= listed
 
 
@@ -51,8 +64,17 @@ def test_every_contract_variable_is_in_env_example_and_settings() -> None:
     from app.settings import Settings
 
     example = (ROOT / ".env.example").read_text()
-    aliases = {str(c) for f in Settings.model_fields.values() for c in getattr(f.validation_alias, "choices", [])}
-    for var in ("WORKSPACE_ROOT", "STUDIO_DATA_DIR", "STUDIO_BROKER_URL", "STUDIO_MODELS_DIR", "HOST", "PORT"):
+    aliases = {
+        str(c) for f in Settings.model_fields.values() for c in getattr(f.validation_alias, "choices", [])
+    }
+    for var in (
+        "WORKSPACE_ROOT",
+        "STUDIO_DATA_DIR",
+        "STUDIO_BROKER_URL",
+        "STUDIO_MODELS_DIR",
+        "HOST",
+        "PORT",
+    ):
         assert var in example, var
         assert var in aliases, var
 
