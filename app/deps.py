@@ -15,6 +15,7 @@ from app.problems import Problem
 from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.studio import Studio
+from sync.rooms import Rooms
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -70,6 +71,7 @@ class Services:
     accounts: Accounts
     projects: Projects
     transfers: Transfers
+    rooms: Rooms
 
 
 def provide_services(request: Request[Any, Any, Any]) -> Services:

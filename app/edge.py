@@ -101,6 +101,10 @@ class EdgeMiddleware:
         status_holder = {"status": 0}
 
         async def send_with_headers(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                status_holder["status"] = 101
+            elif message["type"] == "websocket.close":
+                status_holder["status"] = message.get("code", 1000)
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 extra = [(b"x-request-id", rid.encode()), *self._security_headers(path)]

@@ -25,10 +25,12 @@ from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.problems import handle_exception
 from app.projects.controllers import ProjectController
+from app.projects.live import build_rooms
 from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.settings import Settings, load_settings
 from app.studio import Studio
+from app.sync_socket import sync_socket
 from app.system import health, templates
 from sync.workspace import ProjectLocks
 
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logs.configure(settings.log_format)
     studio = Studio.open(settings)
     projects = Projects(studio, ProjectLocks())
+    rooms = build_rooms(studio)
     pwa_dir = settings.pwa_dir if (settings.pwa_dir / "index.html").exists() else FALLBACK_PAGE
 
     async def purge_hourly() -> None:
@@ -67,6 +70,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             purged_from_trash=purged,
         )
 
+    async def on_shutdown(app: Litestar) -> None:
+        app.state.purger.cancel()
+        await rooms.close()  # flush every edited document to Git and say goodbye to peers
+
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         # Deep links into the single-page app (/projects/…) get the app shell, not a 404.
         path = request.url.path
@@ -84,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health,
             templates,
+            sync_socket,
             AuthController,
             MeController,
             ProjectController,
@@ -102,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         on_startup=[on_startup],
-        on_shutdown=[lambda app: app.state.purger.cancel()],
+        on_shutdown=[on_shutdown],
         logging_config=None,
     )
     # Outside Litestar's per-route middleware, so unmatched paths (404s) pass the edge too.
@@ -115,7 +123,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_auth=settings.rate_limit_auth,
     )
     app.state.services = Services(
-        studio=studio, accounts=Accounts(studio), projects=projects, transfers=Transfers(projects)
+        studio=studio,
+        accounts=Accounts(studio),
+        projects=projects,
+        transfers=Transfers(projects),
+        rooms=rooms,
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app

@@ -106,17 +106,12 @@ def apply_state(doc: Doc[Any], new_state: State, origin: str | None = None) -> b
     with doc.transaction(origin=origin):
         for name, kind in TOP_LEVEL.items():
             value = new_state.get(name)
-            root = _root(doc, name)
-            if kind is Map:
-                value = {} if value is None else value
-                if not isinstance(value, dict) or not isinstance(root, Map):
-                    raise TypeError(f"state[{name!r}] must be a dict")
-                changed |= _sync_map(root, value, (name,))
-            else:
-                value = [] if value is None else value
-                if not isinstance(value, list | tuple) or not isinstance(root, Array):
-                    raise TypeError(f"state[{name!r}] must be a list")
-                changed |= _sync_array(root, list(value), (name,))
+            done = _sync_value(
+                _root(doc, name), ({} if kind is Map else []) if value is None else value, (name,)
+            )
+            if done is None:
+                raise TypeError(f"state[{name!r}] must be a {'dict' if kind is Map else 'list'}")
+            changed |= done
     return changed
 
 
@@ -138,9 +133,7 @@ def _to_shared(value: Any, path: tuple[str, ...]) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Map | Array | Text):
-        return value.to_py()
-    return value
+    return value.to_py() if isinstance(value, Map | Array | Text) else value
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -164,9 +157,7 @@ def _sync_value(current: Any, new: Any, path: tuple[str, ...]) -> bool | None:
         return _sync_array(current, list(new), path)
     if isinstance(current, Text) and isinstance(new, str):
         return _sync_text(current, new)
-    if _same(_plain(current), new):
-        return False
-    return None
+    return False if _same(_plain(current), new) else None
 
 
 def _sync_map(ymap: Map[Any], new: dict[Any, Any], path: tuple[str, ...]) -> bool:
@@ -196,9 +187,9 @@ def _sync_array(yarr: Array[Any], new: list[Any], path: tuple[str, ...]) -> bool
     changed = False
     while head < old_end and head < new_end:
         current, value = items[head], new[head]
-        if not (isinstance(current, Map) and isinstance(value, dict)):
-            break
-        if not _same(old[head].get("id"), value.get("id")):
+        if not (isinstance(current, Map) and isinstance(value, dict)) or old[head].get("id") != value.get(
+            "id"
+        ):
             break
         changed |= _sync_map(current, value, (*path, str(head)))
         head += 1
@@ -211,37 +202,64 @@ def _sync_array(yarr: Array[Any], new: list[Any], path: tuple[str, ...]) -> bool
     return changed
 
 
-def _common_ends(old: Sequence[Any], new: Sequence[Any]) -> tuple[int, int]:
+def _common_ends(old: Sequence[Any], new: Sequence[Any], eq: Any = _same) -> tuple[int, int]:
     """Lengths of the longest common prefix and (not overlapping it) suffix of two sequences."""
     limit = min(len(old), len(new))
     head = 0
-    while head < limit and _same(old[head], new[head]):
+    while head < limit and eq(old[head], new[head]):
         head += 1
     tail = 0
-    while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]):
+    while tail < limit - head and eq(old[-1 - tail], new[-1 - tail]):
         tail += 1
     return head, tail
 
 
+# difflib is quadratic: above this len(old) * len(new), diff by lines first, then replace wholesale.
+_DIFF_LIMIT = 1_000_000
+
+
+def _text_edits(old: str, new: str, base: int = 0, by_line: bool = True) -> list[tuple[int, int, str]]:
+    """``(start, end, replacement)`` edits, in order and in characters of ``old``, making ``new``."""
+    head, tail = _common_ends(old, new, str.__eq__)
+    old, new, base = old[head : len(old) - tail], new[head : len(new) - tail], base + head
+    if len(old) * len(new) <= _DIFF_LIMIT:
+        ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+        return [(base + i1, base + i2, new[j1:j2]) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
+    lines_old, lines_new = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if not by_line or len(lines_old) * len(lines_new) > _DIFF_LIMIT:
+        return [(base, base + len(old), new)]
+    starts = [base]
+    for line in lines_old:
+        starts.append(starts[-1] + len(line))
+    edits: list[tuple[int, int, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, lines_old, lines_new, autojunk=False
+    ).get_opcodes():
+        if tag != "equal":
+            edits += _text_edits("".join(lines_old[i1:i2]), "".join(lines_new[j1:j2]), starts[i1], False)
+    return edits
+
+
 def _sync_text(ytext: Text, new: str) -> bool:
-    """Turn ``ytext`` into ``new`` by character deletions and insertions (pycrdt offsets are UTF-8 bytes)."""
+    """Turn ``ytext`` into ``new`` by deletions and insertions, walked from the end.
+
+    pycrdt indexes Text by UTF-8 bytes, so character offsets are converted first.
+    """
     old = str(ytext)
     if old == new:
         return False
-    head, tail = _common_ends(old, new)
-    old_mid, new_mid = old[head : len(old) - tail], new[head : len(new) - tail]
-    base = len(old[:head].encode("utf-8"))
-    offsets = [base]
-    for ch in old_mid:
-        offsets.append(offsets[-1] + len(ch.encode("utf-8")))
-    matcher = difflib.SequenceMatcher(None, old_mid, new_mid, autojunk=False)
-    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
-        if tag == "equal":
-            continue
-        if i2 > i1:
-            del ytext[offsets[i1] : offsets[i2]]
-        if j2 > j1:
-            ytext.insert(offsets[i1], new_mid[j1:j2])
+    spans: list[tuple[int, int, str]] = []
+    done = offset = 0
+    for start, end, text in _text_edits(old, new):
+        offset += len(old[done:start].encode("utf-8"))
+        size = len(old[start:end].encode("utf-8"))
+        spans.append((offset, offset + size, text))
+        offset, done = offset + size, end
+    for start, end, text in reversed(spans):
+        if end > start:
+            del ytext[start:end]
+        if text:
+            ytext.insert(start, text)
     return True
 
 
@@ -295,13 +313,11 @@ def _n(count: int, singular: str, plural: str) -> str:
 
 
 def _short(value: Any, limit: int = 30) -> str:
-    if isinstance(value, str):
-        text = value if len(value) <= limit else value[: limit - 1] + "…"
-        return f'"{text}"'
+    """A value for a message: strings quoted and cut short, booleans as on/off."""
     if isinstance(value, bool) or value is None:
         return {True: "on", False: "off", None: "nothing"}[value]
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = str(value) if len(str(value)) <= limit else str(value)[: limit - 1] + "…"
+    return f'"{text}"' if isinstance(value, str) else text
 
 
 def _diff_keys(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -313,19 +329,14 @@ def _diff_keys(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], lis
 
 
 def _meta_clauses(old: dict[str, Any], new: dict[str, Any], canvases: dict[str, Any]) -> list[str]:
-    clauses: list[str] = []
     added, removed, changed = _diff_keys(old, new)
-    for key in changed + added + removed:
-        if key == "name":
-            clauses.append(f"rename project to {_short(new.get('name', ''))}")
-        elif key == "description":
-            clauses.append("edit project description")
-        elif key == "open_canvas":
-            canvas = _dict(canvases, str(new.get(key, "")))
-            clauses.append(f"open canvas {_short(canvas.get('name', new.get(key, '')))}")
-        else:
-            clauses.append(f"edit project {key}")
-    return clauses
+    opened = new.get("open_canvas", "")
+    words = {
+        "name": f"rename project to {_short(new.get('name', ''))}",
+        "description": "edit project description",
+        "open_canvas": f"open canvas {_short(_dict(canvases, str(opened)).get('name', opened))}",
+    }
+    return [words.get(key, f"edit project {key}") for key in changed + added + removed]
 
 
 def _node_label(node: dict[str, Any], node_id: str) -> str:
@@ -353,14 +364,13 @@ def _canvas_clauses(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _node_clauses(old: dict[str, Any], new: dict[str, Any], where: str) -> list[str]:
-    clauses: list[str] = []
     added, removed, changed = _diff_keys(old, new)
-    if added:
-        clauses.append(f"add {_n(len(added), 'node', 'nodes')} {where}")
-    if removed:
-        clauses.append(f"remove {_n(len(removed), 'node', 'nodes')} {where}")
-    moved = 0
-    other = 0
+    clauses = [
+        f"{verb} {_n(len(ids), 'node', 'nodes')} {where}"
+        for verb, ids in (("add", added), ("remove", removed))
+        if ids
+    ]
+    moved = other = 0
     params: list[tuple[str, str, Any, bool]] = []  # (label, param, value or None, removed)
     for nid in changed:
         before, after = _dict(old, nid), _dict(new, nid)
@@ -437,18 +447,16 @@ def _collection(
 
 
 def _story_clauses(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    clauses: list[str] = []
-    for key in sorted(set(old) | set(new)):
-        if _same(old.get(key), new.get(key)):
-            continue
-        if key == "logline":
-            clauses.append("edit logline")
-        elif key == "template":
-            clauses.append(f"switch story template to {new.get(key, '')}")
-        elif key == "running_time_min":
-            clauses.append(f"set running time to {_short(new.get(key))} min")
-        elif key not in {section[0] for section in _SECTIONS}:
-            clauses.append(f"edit story {key}")
+    words = {
+        "logline": "edit logline",
+        "template": f"switch story template to {_short(new.get('template'))}",
+        "running_time_min": f"set running time to {_short(new.get('running_time_min'))} min",
+    }
+    sections = {section[0] for section in _SECTIONS}
+    changed = [
+        k for k in sorted(set(old) | set(new)) if k not in sections and not _same(old.get(k), new.get(k))
+    ]
+    clauses = [words.get(key, f"edit story {key}") for key in changed]
     for section, singular, plural, name_key in _SECTIONS:
         clauses += _collection(singular, plural, _dict(old, section), _dict(new, section), name_key)
     return clauses

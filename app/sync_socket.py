@@ -1,0 +1,89 @@
+"""``/sync/{project_id}``: the thin adapter between a Litestar WebSocket and a sync room.
+
+It authenticates and checks the role, answering with a close code before any document byte
+(4401 no or bad token, 4403 no access, 4404 unknown project), then hands the socket to the
+room as a channel. Everything else is the room's business (``sync/room.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from app.deps import Services
+from app.logs import get_logger
+from sync.protocol import MAX_FRAME_BYTES, Close, ProtocolError
+from sync.room import Who
+
+log = get_logger("app.sync")
+
+
+class SocketChannel:
+    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self.socket = socket
+
+    async def send(self, data: bytes) -> None:
+        await self.socket.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        await refuse(self.socket, code, reason[:120])
+
+
+async def frames(socket: WebSocket[Any, Any, Any]) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            message = await socket.receive()
+        except WebSocketDisconnect:
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        data: bytes | None = message.get("bytes")  # type: ignore[assignment]
+        if data is None:
+            raise ProtocolError("text frames are not part of the protocol: send binary frames")
+        if len(data) > MAX_FRAME_BYTES:
+            raise ProtocolError(f"frame of {len(data)} bytes is over the limit", Close.TOO_LARGE)
+        yield data
+
+
+async def refuse(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> None:
+    """Close with ``code``, then drain until the client's close arrives.
+
+    Clients send their first sync message the moment the socket opens; closing the TCP
+    connection with that message unread makes the kernel reset it, and the client sees 1006
+    instead of our code. Reading until the close handshake completes avoids that.
+    """
+    await socket.close(code=code, reason=reason)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2):
+            while (await socket.receive())["type"] != "websocket.disconnect":
+                pass
+
+
+@websocket("/sync/{project_id:str}", name="sync")
+async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: str) -> None:
+    svc: Services = socket.app.state.services
+    await socket.accept()
+    user = svc.accounts.authenticate(socket.query_params.get("token", ""))
+    if user is None:
+        await refuse(socket, Close.UNAUTHENTICATED, "sign in first: pass ?token=")
+        return
+    row = svc.studio.index.db.execute(
+        "SELECT p.deleted_at, (SELECT role FROM members m WHERE m.project_id = p.id AND m.user_id = ?) "
+        "FROM projects p WHERE p.id = ?",
+        [user.id, project_id],
+    ).fetchone()
+    if row is None or row[0] is not None:
+        await refuse(socket, Close.NOT_FOUND, "no such project")
+        return
+    if row[1] is None:
+        await refuse(socket, Close.FORBIDDEN, "you are not a member of this project")
+        return
+    room = await svc.rooms.get(project_id)
+    who = Who(user_id=user.id, name=user.name, can_write=row[1] in ("owner", "editor"))
+    log.info("sync_joined", project_id=project_id, user_id=user.id, role=row[1])
+    await room.serve(SocketChannel(socket), who, frames(socket))

@@ -1,0 +1,90 @@
+"""The materializer: a project's document written into its Git repository as plain files.
+
+It writes the deterministic JSON files of the state (``sync/model.py``), removes the files of
+canvases that no longer exist, and commits with the people whose updates the commit holds:
+the one with the most updates as author, the others as ``Co-authored-by:`` trailers. The
+message says what changed in words. Nothing is committed when nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sync import repo
+from sync.docmodel import describe_changes
+from sync.jsonfile import normalize, write_atomic
+from sync.model import CANVAS_DIR, State, files_to_state, state_to_files
+
+
+@dataclass(frozen=True)
+class Committed:
+    project_id: str
+    sha: str
+    message: str
+    authors: list[repo.Author]
+    state: State
+
+
+@dataclass
+class Materializer:
+    """``authors(user_ids)`` names people for commits; ``on_commit`` hears of each commit."""
+
+    authors: Callable[[list[str]], dict[str, repo.Author]]
+    on_commit: Callable[[Committed], None] = lambda committed: None
+    # Hashes of the files this process wrote, so the file watcher can ignore its own writes.
+    written: dict[Path, str] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, project_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(project_id, threading.Lock())
+
+    def write(self, project_id: str, root: Path, state: State, user_ids: list[str]) -> str | None:
+        """Write ``state`` into ``root`` and commit it; return the sha, or None if nothing changed."""
+        with self.lock(project_id):
+            try:
+                old = files_to_state(root)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                old = {}
+            if normalize(old) == normalize(state):
+                return None
+            files = state_to_files(state)
+            for rel, data in files.items():
+                path = root / rel
+                if not path.exists() or path.read_bytes() != data:
+                    self.written[path] = hashlib.sha256(data).hexdigest()
+                    write_atomic(path, data)
+            canvas_dir = root / CANVAS_DIR
+            if canvas_dir.is_dir():
+                for path in canvas_dir.glob("*.json"):
+                    if f"{CANVAS_DIR}/{path.name}" not in files:
+                        path.unlink()
+            counts = Counter(user_ids)
+            people = self.authors(list(counts))
+            ordered = [people[u] for u, _ in counts.most_common() if u in people]
+            if not ordered:
+                ordered = [repo.Author("studio", "studio@studio.invalid")]
+            message = describe_changes(old, state) if old else "Rewrite project files from the live document"
+            sha = repo.commit_all(
+                root, message or "Update project", ordered[0], _unique(ordered[1:], ordered[0])
+            )
+            if sha is None:
+                return None
+        self.on_commit(Committed(project_id, sha, message, ordered, state))
+        return sha
+
+
+def _unique(authors: list[repo.Author], first: repo.Author) -> list[repo.Author]:
+    seen = {first}
+    out = []
+    for a in authors:
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+    return out

@@ -1,0 +1,278 @@
+"""A room: one project's live document and the peers editing it.
+
+The room knows no transport: a peer is a :class:`Channel` (``send``/``close``) plus who it is.
+Rules (numbered as in ``sync/SPEC.md``):
+
+- D1 an update is appended to the log before any peer sees it;
+- D2 a peer receives every accepted update except its own, in the order they were accepted;
+- D3 a refused frame closes only its sender, and leaves the document untouched;
+- A1 awareness is relayed to every other peer and cleared when its owner leaves or goes quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pycrdt import Doc, Map
+
+from sync import protocol
+from sync.protocol import Close, Kind, ProtocolError
+from sync.updatelog import UpdateLog
+
+log = logging.getLogger("sync.room")
+OUTBOX_LIMIT = 2000
+AWARENESS_TIMEOUT_S = 30.0
+AWARENESS_RATE = 60.0  # messages a second, per peer (cursors at full frame rate)
+AWARENESS_BURST = 240.0
+
+
+class Channel(Protocol):
+    async def send(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Who:
+    user_id: str
+    name: str
+    can_write: bool
+
+
+@dataclass(eq=False)
+class Peer:
+    channel: Channel
+    who: Who
+    outbox: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    awareness_ids: set[int] = field(default_factory=set)
+    tokens: float = AWARENESS_BURST
+    last_refill: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+    def take_awareness_token(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(AWARENESS_BURST, self.tokens + (now - self.last_refill) * AWARENESS_RATE)
+        self.last_refill = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class AwarenessEntry:
+    clock: int
+    state: str
+    owner: Peer
+    seen: float
+
+
+class Room:
+    """See the module docstring. ``on_update(user_id)`` is called after every accepted update."""
+
+    def __init__(
+        self, project_id: str, doc: Doc[Any], updates: UpdateLog, on_update: Callable[[str], None]
+    ) -> None:
+        self.project_id = project_id
+        self.doc = doc
+        self.updates = updates
+        self.on_update = on_update
+        self.peers: set[Peer] = set()
+        self.awareness: dict[int, AwarenessEntry] = {}
+        self.last_active = time.monotonic()
+        self._captured: list[bytes] = []
+        self._subscription = doc.observe(lambda event: self._captured.append(event.update))
+
+    # -- peers ------------------------------------------------------------------------------------
+
+    async def serve(self, channel: Channel, who: Who, frames: AsyncIterator[bytes]) -> None:
+        """Run one peer until its frames end or it is refused."""
+        peer = Peer(channel, who)
+        writer = asyncio.get_running_loop().create_task(self._write(peer))
+        self.peers.add(peer)
+        self.last_active = time.monotonic()
+        try:
+            self._queue(peer, protocol.sync_step1(self.doc.get_state()))
+            if self.awareness:
+                entries = [(cid, e.clock, e.state) for cid, e in self.awareness.items()]
+                self._queue(peer, protocol.awareness(protocol.encode_awareness(entries)))
+            async for frame in frames:
+                self.handle(peer, frame)
+                if peer.closed:
+                    break
+        except ProtocolError as exc:
+            log.warning("peer_refused project=%s user=%s reason=%s", self.project_id, who.user_id, exc)
+            await self._close(peer, exc.code, str(exc))
+        finally:
+            self.peers.discard(peer)
+            self._forget_awareness(peer)
+            self.last_active = time.monotonic()
+            writer.cancel()
+
+    def handle(self, peer: Peer, frame: bytes) -> None:
+        """Handle one frame from ``peer`` (raises :class:`ProtocolError` to refuse it)."""
+        message = protocol.parse(frame)
+        if message.kind is Kind.SYNC_STEP1:
+            try:
+                reply = self.doc.get_update(message.payload)
+            except Exception:
+                raise ProtocolError("sync step 1 with a malformed state vector") from None
+            self._queue(peer, protocol.sync_step2(reply))
+        elif message.kind in (Kind.SYNC_STEP2, Kind.SYNC_UPDATE):
+            self._apply(peer, message.payload)
+        elif message.kind is Kind.AWARENESS:
+            self._relay_awareness(peer, message.payload)
+        elif message.kind is Kind.QUERY_AWARENESS:
+            entries = [(cid, e.clock, e.state) for cid, e in self.awareness.items()]
+            self._queue(peer, protocol.awareness(protocol.encode_awareness(entries)))
+
+    # -- document ---------------------------------------------------------------------------------
+
+    def _apply(self, peer: Peer, update: bytes) -> None:
+        if update in (b"\x00\x00", b""):
+            return
+        if not peer.who.can_write:
+            log.info(
+                "viewer_update_refused project=%s user=%s bytes=%d",
+                self.project_id,
+                peer.who.user_id,
+                len(update),
+            )
+            return
+        self._captured.clear()
+        try:
+            self.doc.apply_update(update)
+        except Exception:
+            self._captured.clear()
+            raise ProtocolError("the update could not be decoded") from None
+        changes, self._captured = self._captured, []
+        if not changes:
+            return  # nothing new (a duplicate, or waiting for updates it depends on)
+        if not self._still_this_project():
+            self._reload()
+            raise ProtocolError("the update belongs to another document")
+        for change in changes:
+            self.updates.append(self.project_id, change, peer.who.user_id)  # D1: durable first
+            self.broadcast(protocol.sync_update(change), exclude=peer)
+        self.last_active = time.monotonic()
+        self.on_update(peer.who.user_id)
+
+    def apply_local(self, user_id: str, mutate: Callable[[Doc[Any]], object]) -> bool:
+        """Change the doc on the server's side (restore, files edited on disk, tasks) as ``user_id``."""
+        self._captured.clear()
+        mutate(self.doc)
+        changes, self._captured = self._captured, []
+        for change in changes:
+            self.updates.append(self.project_id, change, user_id)
+            self.broadcast(protocol.sync_update(change))
+        if changes:
+            self.on_update(user_id)
+        return bool(changes)
+
+    def _still_this_project(self) -> bool:
+        uuid = self.doc.get("meta", type=Map).get("uuid")
+        return uuid in (None, self.project_id)
+
+    def _reload(self) -> None:
+        # Undo a refused update: rebuild the doc from what the log holds (it never held that one).
+        loaded = self.updates.load(self.project_id)
+        doc: Doc[Any] = Doc()
+        if loaded.snapshot:
+            doc.apply_update(loaded.snapshot)
+        for entry in loaded.updates:
+            doc.apply_update(entry.data)
+        self.doc.unobserve(self._subscription)
+        self.doc = doc
+        self._subscription = doc.observe(lambda event: self._captured.append(event.update))
+
+    # -- awareness --------------------------------------------------------------------------------
+
+    def _relay_awareness(self, peer: Peer, payload: bytes) -> None:
+        if not peer.take_awareness_token():
+            raise ProtocolError("too many awareness messages", Close.RATE_LIMITED)
+        now = time.monotonic()
+        kept = []
+        for client_id, clock, state in protocol.decode_awareness(payload):
+            entry = self.awareness.get(client_id)
+            if entry is not None and entry.owner is not peer:
+                continue  # a peer speaks only for its own clients
+            if state != "null":
+                try:
+                    json.loads(state)
+                except ValueError:
+                    raise ProtocolError("awareness state is not JSON") from None
+            peer.awareness_ids.add(client_id)
+            if state == "null":
+                self.awareness.pop(client_id, None)
+            else:
+                self.awareness[client_id] = AwarenessEntry(clock, state, peer, now)
+            kept.append((client_id, clock, state))
+        if kept:
+            self.broadcast(protocol.awareness(protocol.encode_awareness(kept)), exclude=peer)
+
+    def _forget_awareness(self, peer: Peer) -> None:
+        gone = [(cid, e.clock + 1, "null") for cid, e in self.awareness.items() if e.owner is peer]
+        for cid, _, _ in gone:
+            del self.awareness[cid]
+        if gone:
+            self.broadcast(protocol.awareness(protocol.encode_awareness(gone)))
+
+    def expire_awareness(self, now: float | None = None) -> None:
+        """Clear awareness states their owners stopped renewing (y-protocols renews every 15 s)."""
+        now = time.monotonic() if now is None else now
+        stale = [
+            (cid, e.clock + 1, "null")
+            for cid, e in self.awareness.items()
+            if now - e.seen > AWARENESS_TIMEOUT_S
+        ]
+        for cid, _, _ in stale:
+            del self.awareness[cid]
+        if stale:
+            self.broadcast(protocol.awareness(protocol.encode_awareness(stale)))
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def broadcast(self, frame: bytes, exclude: Peer | None = None) -> None:
+        for peer in list(self.peers):
+            if peer is not exclude:
+                self._queue(peer, frame)
+
+    def _queue(self, peer: Peer, frame: bytes) -> None:
+        if peer.closed:
+            return
+        try:
+            peer.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            # A peer that cannot keep up is dropped; it resyncs when it reconnects.
+            peer.closed = True
+            asyncio.get_running_loop().create_task(
+                self._close(peer, Close.SLOW_CONSUMER, "too slow to keep up")
+            )
+
+    async def _write(self, peer: Peer) -> None:
+        try:
+            while True:
+                frame = await peer.outbox.get()
+                if frame is None:
+                    return
+                await peer.channel.send(frame)
+        except Exception:  # the socket went away; the reader side ends the peer
+            peer.closed = True
+
+    async def _close(self, peer: Peer, code: int, reason: str) -> None:
+        peer.closed = True
+        self.peers.discard(peer)
+        try:
+            await peer.channel.close(code, reason)
+        except Exception:  # already gone
+            log.debug("close_failed project=%s", self.project_id)
+
+    async def close_all(self, code: int = Close.GOING_AWAY, reason: str = "server shutting down") -> None:
+        for peer in list(self.peers):
+            await self._close(peer, code, reason)

@@ -1,0 +1,161 @@
+"""Rooms by project: loaded on first use, written to Git after a quiet moment, unloaded when idle.
+
+Loading rebuilds a document from the update log (latest snapshot plus later updates); a project
+that has no log yet is bootstrapped from the files of its Git repository. After every accepted
+update the room is marked dirty; the materializer writes it to Git once edits pause for
+``quiet_s`` (and at least every ``max_wait_s`` while editing goes on). Rooms nobody has used for
+``idle_s`` are compacted and dropped, so memory stays bounded with many projects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pycrdt import Doc
+
+from sync.docmodel import doc_to_state, state_to_doc
+from sync.materializer import Materializer
+from sync.model import files_to_state
+from sync.room import Room
+from sync.updatelog import UpdateLog
+
+log = logging.getLogger("sync.rooms")
+COMPACT_AFTER = 500
+FILESYSTEM = "filesystem"
+
+
+@dataclass
+class Dirty:
+    first: float
+    last: float
+    task: asyncio.Task[None] | None = None
+
+
+class Rooms:
+    """All live rooms of one server process."""
+
+    def __init__(
+        self,
+        updates: UpdateLog,
+        project_root: Callable[[str], Path | None],
+        materializer: Materializer,
+        *,
+        quiet_s: float = 1.0,
+        max_wait_s: float = 5.0,
+        idle_s: float = 60.0,
+    ) -> None:
+        self.updates = updates
+        self.project_root = project_root
+        self.materializer = materializer
+        self.quiet_s, self.max_wait_s, self.idle_s = quiet_s, max_wait_s, idle_s
+        self.rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+        self._dirty: dict[str, Dirty] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def get(self, project_id: str) -> Room:
+        """The room of ``project_id``, loading it if needed (raises KeyError for unknown projects)."""
+        room = self.rooms.get(project_id)
+        if room is not None:
+            return room
+        lock = self._loading.setdefault(project_id, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(project_id)
+            if room is None:
+                room = await asyncio.to_thread(self._load, project_id)
+                self.rooms[project_id] = room
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        return room
+
+    def _load(self, project_id: str) -> Room:
+        loaded = self.updates.load(project_id)
+        doc: Doc[Any] = Doc()
+        if loaded.snapshot is None and not loaded.updates:
+            root = self.project_root(project_id)
+            if root is None:
+                raise KeyError(project_id)
+            state_to_doc(files_to_state(root), doc)
+            seq = self.updates.append(project_id, doc.get_update(), FILESYSTEM)
+            self.updates.mark(project_id, "git", seq)  # the repository already holds this state
+        else:
+            if loaded.snapshot:
+                doc.apply_update(loaded.snapshot)
+            for entry in loaded.updates:
+                doc.apply_update(entry.data)
+        return Room(project_id, doc, self.updates, lambda user_id: self._touch(project_id))
+
+    # -- materializing ----------------------------------------------------------------------------
+
+    def _touch(self, project_id: str) -> None:
+        now = time.monotonic()
+        dirty = self._dirty.get(project_id)
+        if dirty is None:
+            dirty = self._dirty[project_id] = Dirty(first=now, last=now)
+        dirty.last = now
+        if dirty.task is None:
+            dirty.task = asyncio.get_running_loop().create_task(self._debounce(project_id, dirty))
+
+    async def _debounce(self, project_id: str, dirty: Dirty) -> None:
+        while True:
+            due = min(dirty.last + self.quiet_s, dirty.first + self.max_wait_s)
+            wait = due - time.monotonic()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._dirty.pop(project_id, None)
+        await self.flush(project_id)
+
+    async def flush(self, project_id: str) -> str | None:
+        """Write the room's doc to its repository now; return the new commit sha, if any."""
+        room = self.rooms.get(project_id)
+        root = self.project_root(project_id)
+        if room is None or root is None:
+            return None
+        state = doc_to_state(room.doc)
+        upto = self.updates.last_seq(project_id)
+        since = self.updates.marker(project_id, "git")
+        users = [e.user_id for e in self.updates.since(project_id, since)]
+        try:
+            sha = await asyncio.to_thread(self.materializer.write, project_id, root, state, users)
+        except Exception:
+            log.exception("materialize_failed project=%s", project_id)
+            return None
+        self.updates.mark(project_id, "git", upto)
+        if upto - self.updates.load(project_id).snapshot_seq > COMPACT_AFTER:
+            self.updates.compact(project_id, room.doc.get_update(), upto)
+        return sha
+
+    async def flush_all(self) -> None:
+        for project_id in list(self._dirty):
+            dirty = self._dirty.pop(project_id)
+            if dirty.task is not None:
+                dirty.task.cancel()
+            await self.flush(project_id)
+
+    # -- memory -----------------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.idle_s / 2))
+            now = time.monotonic()
+            for project_id, room in list(self.rooms.items()):
+                room.expire_awareness()
+                if not room.peers and project_id not in self._dirty and now - room.last_active > self.idle_s:
+                    del self.rooms[project_id]
+                    self._loading.pop(project_id, None)
+                    log.info("room_unloaded project=%s", project_id)
+
+    async def close(self) -> None:
+        """Flush every dirty room and close every peer (server shutdown)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.flush_all()
+        for room in list(self.rooms.values()):
+            await room.close_all()
