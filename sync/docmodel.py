@@ -321,10 +321,10 @@ def _short(value: Any, limit: int = 30) -> str:
 
 
 def _diff_keys(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    """Keys added, removed and changed (in ``new``'s order, then ``old``'s)."""
-    added = [k for k in new if k not in old]
-    removed = [k for k in old if k not in new]
-    changed = [k for k in new if k in old and not _same(old[k], new[k])]
+    """Keys added, removed and changed, sorted (documents keep no key order; messages must)."""
+    added = sorted(k for k in new if k not in old)
+    removed = sorted(k for k in old if k not in new)
+    changed = sorted(k for k in new if k in old and not _same(old[k], new[k]))
     return added, removed, changed
 
 
@@ -336,7 +336,9 @@ def _meta_clauses(old: dict[str, Any], new: dict[str, Any], canvases: dict[str, 
         "description": "edit project description",
         "open_canvas": f"open canvas {_short(_dict(canvases, str(opened)).get('name', opened))}",
     }
-    return [words.get(key, f"edit project {key}") for key in changed + added + removed]
+    first = {key: i for i, key in enumerate(words)}
+    keys = sorted(changed + added + removed, key=lambda k: (first.get(k, len(first)), k))
+    return [words.get(key, f"edit project {key}") for key in keys]
 
 
 def _node_label(node: dict[str, Any], node_id: str) -> str:
@@ -481,3 +483,14 @@ def _join(clauses: list[str]) -> str:
         more = len(clauses) - len(kept)
         message = "; ".join(kept) + (f"; … and {more} more changes" if more else "")
     return message[:1].upper() + message[1:]
+
+
+def set_meta(doc: Doc[Any], changes: dict[str, Any]) -> bool:
+    """Set fields of ``meta`` (a rename, a new description) with the smallest edit.
+
+    >>> set_meta(doc, {"name": "The Last Tide"})  # doctest: +SKIP
+    True
+    """
+    state = doc_to_state(doc)
+    state["meta"] = {**state["meta"], **changes}
+    return apply_state(doc, state)

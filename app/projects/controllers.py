@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -19,6 +20,7 @@ from app.accounts.service import User
 from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
+from sync.docmodel import set_meta
 from sync.preview import preview_png
 
 
@@ -137,9 +139,16 @@ class ProjectController(Controller):
     def get_project(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
         return svc.projects.get(user, str(project_id))
 
-    @patch("/{project_id:uuid}", sync_to_thread=True)
-    def update(self, project_id: UUID, data: ProjectPatch, user: User, svc: Services) -> dict[str, Any]:
-        return svc.projects.update(user, str(project_id), data.model_dump(exclude_unset=True))
+    @patch("/{project_id:uuid}", sync_to_thread=False)
+    async def update(self, project_id: UUID, data: ProjectPatch, user: User, svc: Services) -> dict[str, Any]:
+        pid, changes = str(project_id), data.model_dump(exclude_unset=True)
+        meta = svc.projects.meta_changes(user, pid, changes)
+        if meta:
+            # Through the live document, so editors see it and the next commit keeps it.
+            room = await svc.rooms.get(pid)
+            room.apply_local(user.id, lambda doc: set_meta(doc, meta))
+            await svc.rooms.flush(pid)
+        return await asyncio.to_thread(svc.projects.update, user, pid, changes)
 
     @delete(
         "/{project_id:uuid}",

@@ -15,14 +15,12 @@ from app.problems import Problem
 from app.projects.access import PROJECT_COLUMNS, RANK, ROLES, project_for, row_to_project
 from app.studio import Studio, now_iso
 from sync import repo
-from sync.jsonfile import write_atomic
 from sync.model import (
     State,
     apply_sample,
     apply_template,
     empty_state,
     files_to_state,
-    state_to_files,
     story_text,
 )
 from sync.naming import InvalidName, clean_name
@@ -208,50 +206,48 @@ class Projects:
 
     # -- change -----------------------------------------------------------------------------------
 
-    def update(self, user: User, project_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        project, rel = project_for(self.index, user, project_id, "editor")
-        words: list[str] = []
+    def meta_changes(self, user: User, project_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Check a rename / description edit (role, validity); return the meta fields that change.
+
+        The change itself is made on the live document (``rooms``), so people editing the project
+        at the same time see it and the next commit does not undo it."""
+        project, _ = project_for(self.index, user, project_id, "editor")
         meta: dict[str, Any] = {}
         if changes.get("name") is not None:
             try:
-                meta["name"] = clean_name(changes["name"])
+                name = clean_name(changes["name"])
             except InvalidName as exc:
                 raise Problem(
                     422, str(exc), slug="invalid-name", errors=[{"field": "name", "message": str(exc)}]
                 ) from None
-            if meta["name"] != project["name"]:
-                words.append(f"Rename project to {meta['name']}")
-        if changes.get("description") is not None:
-            if len(changes["description"]) > MAX_DESCRIPTION:
+            if name != project["name"]:
+                meta["name"] = name
+        description = changes.get("description")
+        if description is not None:
+            if len(description) > MAX_DESCRIPTION:
                 raise Problem(422, f"The description is longer than {MAX_DESCRIPTION} characters.")
-            meta["description"] = changes["description"]
-            if meta["description"] != project["description"]:
-                words.append("Edit project description")
-        if words:
-            self._commit_meta(rel, user, meta, "; ".join(words))
-        with self.index.transaction() as db:
-            sets = {k: v for k, v in meta.items()}
-            if changes.get("archived") is not None and bool(changes["archived"]) != project["archived"]:
-                sets["archived"] = int(bool(changes["archived"]))
-                words.append("Archive project" if changes["archived"] else "Unarchive project")
-            if sets:
-                sets["updated_at"] = now_iso()
-                db.execute(
-                    f"UPDATE projects SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",  # noqa: S608
-                    [*sets.values(), project_id],
-                )
-            for w in words:
-                _activity(db, project_id, user, "project.updated", w)
-        return self.get(user, project_id)
+            if description != project["description"]:
+                meta["description"] = description
+        return meta
 
-    def _commit_meta(self, rel: str, user: User, meta: dict[str, Any], message: str) -> None:
-        root = self.root(rel)
-        with self.locks(rel):
-            state = files_to_state(root)
-            state["meta"].update(meta)
-            for path, data in state_to_files(state).items():
-                write_atomic(root / path, data)
-            repo.commit_all(root, message, repo.Author(user.name, user.commit_email))
+    def update(self, user: User, project_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Archive or unarchive (index-only state; the repository is not touched)."""
+        project, _ = project_for(self.index, user, project_id, "editor")
+        archived = changes.get("archived")
+        if archived is not None and bool(archived) != project["archived"]:
+            with self.index.transaction() as db:
+                db.execute(
+                    "UPDATE projects SET archived = ?, updated_at = ? WHERE id = ?",
+                    [int(bool(archived)), now_iso(), project_id],
+                )
+                _activity(
+                    db,
+                    project_id,
+                    user,
+                    "project.updated",
+                    "Archive project" if archived else "Unarchive project",
+                )
+        return self.get(user, project_id)
 
     # -- trash ------------------------------------------------------------------------------------
 

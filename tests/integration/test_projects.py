@@ -188,16 +188,14 @@ def test_rename_and_describe_are_committed_and_searchable(
     assert json.loads((root / "project.json").read_text())["name"] == "The Last Tide"
     assert git(root, "status", "--porcelain") == ""
     history = client.get(f"/api/projects/{project['id']}/history", headers=guest.headers).json()
-    assert history[0]["message"] == "Rename project to The Last Tide; Edit project description"
+    assert history[0]["message"] == 'Rename project to "The Last Tide"; edit project description'
     assert history[0]["author"]["name"] == guest.user["name"]
     assert len(history) == 2
     found = client.get("/api/projects", headers=guest.headers, params={"q": "ferryman"}).json()
     assert [p["id"] for p in found["items"]] == [project["id"]]
     activity = client.get(f"/api/projects/{project['id']}/activity", headers=guest.headers).json()
-    assert [a["summary"] for a in activity][:2] == [
-        "Edit project description",
-        "Rename project to The Last Tide",
-    ]
+    assert activity[0]["summary"] == history[0]["message"]
+    assert activity[0]["detail"]["authors"] == [guest.user["name"]]
 
 
 def test_delete_goes_to_the_trash_and_can_be_restored(
