@@ -18,7 +18,7 @@ run: setup ## the studio on http://127.0.0.1:8000 (embedded defaults: SQLite, in
 	$(BIN)/studio serve
 
 test: ## install everything the tests need, then lint, type-check and run every suite (what CI runs)
-	@scripts/setup.sh system python pwa
+	@scripts/setup.sh system python pwa interop
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadfile tests
 

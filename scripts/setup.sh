@@ -6,6 +6,7 @@
 #                             docker-compose (to validate compose.yaml)
 #   scripts/setup.sh python   .venv with the locked Python dependencies and the studio itself
 #   scripts/setup.sh pwa      npm dependencies of pwa/ and the built app in pwa/build/
+#   scripts/setup.sh interop  npm yjs/y-websocket clients and reference server for the sync tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -65,12 +66,22 @@ pwa() {
   fi
 }
 
+interop() {
+  # The npm yjs + y-websocket client and the reference server the sync tests run against.
+  if [ ! -d tests/interop/node_modules ] || ! stamp_ok interop tests/interop/package-lock.json; then
+    echo "setup: installing the interop test clients (tests/interop/package-lock.json)"
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+    stamp_write interop tests/interop/package-lock.json
+  fi
+}
+
 for step in "${@:-python pwa}"; do
   for s in $step; do
     case "$s" in
       system) system ;;
       python) python_deps ;;
       pwa) pwa ;;
+      interop) interop ;;
       *) echo "setup: unknown step $s" >&2; exit 2 ;;
     esac
   done

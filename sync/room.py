@@ -145,6 +145,7 @@ class Room:
                 len(update),
             )
             return
+        self._check_foreign(update)
         self._captured.clear()
         try:
             self.doc.apply_update(update)
@@ -174,6 +175,19 @@ class Room:
         if changes:
             self.on_update(user_id)
         return bool(changes)
+
+    def _check_foreign(self, update: bytes) -> None:
+        # Whatever of the update stands on its own integrates into an empty doc: a whole document
+        # sent to the wrong room shows its own meta.uuid there. (Checked before applying, since a
+        # conflicting uuid may lose the merge and hide in the doc without changing what it shows.)
+        scratch: Doc[Any] = Doc()
+        try:
+            scratch.apply_update(update)
+        except Exception:
+            raise ProtocolError("the update could not be decoded") from None
+        uuid = scratch.get("meta", type=Map).get("uuid")
+        if uuid not in (None, self.project_id):
+            raise ProtocolError("the update belongs to another document")
 
     def _still_this_project(self) -> bool:
         uuid = self.doc.get("meta", type=Map).get("uuid")
