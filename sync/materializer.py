@@ -45,7 +45,9 @@ class Materializer:
         with self._guard:
             return self._locks.setdefault(project_id, threading.Lock())
 
-    def write(self, project_id: str, root: Path, state: State, user_ids: list[str]) -> str | None:
+    def write(
+        self, project_id: str, root: Path, state: State, user_ids: list[str], note: str | None = None
+    ) -> str | None:
         """Write ``state`` into ``root`` and commit it; return the sha, or None if nothing changed."""
         with self.lock(project_id):
             try:
@@ -71,6 +73,8 @@ class Materializer:
             if not ordered:
                 ordered = [repo.Author("studio", "studio@studio.invalid")]
             message = describe_changes(old, state) if old else "Rewrite project files from the live document"
+            if note:
+                message = f"{note}: {message}" if message else note
             sha = repo.commit_all(
                 root, message or "Update project", ordered[0], _unique(ordered[1:], ordered[0])
             )

@@ -10,10 +10,12 @@ The state is the plain-data form of the project's CRDT document (CONTRACT.md):
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sync.jsonfile import dumps, read_json
+from sync.jsonfile import dumps
 
 FORMAT_VERSION = 1
 MANIFEST = "project.json"
@@ -114,18 +116,54 @@ def state_to_files(state: State) -> Files:
     return files
 
 
+class InvalidProjectFile(ValueError):
+    """A project file that cannot be read as part of a project; says which file and why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 def files_to_state(root: Path) -> State:
-    """Read the state of the project whose working tree is ``root``."""
-    manifest = read_json(root / MANIFEST)
+    """Read the state of the project whose working tree is ``root``.
+
+    Raises :class:`InvalidProjectFile` naming the first file that is malformed or misshapen.
+    """
+
+    def read(rel: str) -> bytes | None:
+        path = root / rel
+        return path.read_bytes() if path.is_file() else None
+
+    return read_state(read)
+
+
+def read_state(read: Callable[[str], bytes | None]) -> State:
+    """The state from project files fetched by ``read(relative path)`` (a folder or a Git tree)."""
+    manifest = _load(read, MANIFEST, dict, required=True)
+    for key in ("uuid", "name"):
+        if not isinstance(manifest.get(key), str):
+            raise InvalidProjectFile(MANIFEST, f"'{key}' must be text")
+    entries = manifest.get("canvases", {})
+    if not isinstance(entries, dict):
+        raise InvalidProjectFile(MANIFEST, "'canvases' must be an object of canvas id to canvas")
     canvases: dict[str, Any] = {}
-    for cid, entry in manifest.get("canvases", {}).items():
-        body = read_json(root / entry.get("file", f"{CANVAS_DIR}/{cid}.json"))
+    for cid, entry in entries.items():
+        if not isinstance(entry, dict):
+            raise InvalidProjectFile(MANIFEST, f"canvas '{cid}' must be an object")
+        rel = entry.get("file", f"{CANVAS_DIR}/{cid}.json")
+        body = _load(read, rel, dict, required=True)
+        nodes, edges = body.get("nodes", {}), body.get("edges", {})
+        _check_graph(rel, nodes, edges)
         canvases[cid] = {
             "name": body.get("name", entry.get("name", cid)),
             "order": entry.get("order", 0),
-            "nodes": body.get("nodes", {}),
-            "edges": body.get("edges", {}),
+            "nodes": nodes,
+            "edges": edges,
         }
+    chat = _load(read, CHAT_FILE, dict).get("messages", [])
+    if not isinstance(chat, list) or not all(isinstance(m, dict) for m in chat):
+        raise InvalidProjectFile(CHAT_FILE, "'messages' must be a list of message objects")
     return {
         "meta": {
             "uuid": manifest["uuid"],
@@ -136,11 +174,42 @@ def files_to_state(root: Path) -> State:
             "open_canvas": manifest.get("open_canvas", ""),
         },
         "canvases": canvases,
-        "story": _read_optional(root / STORY_FILE, {}),
-        "assets": _read_optional(root / ASSETS_FILE, {}),
-        "takes": _read_optional(root / TAKES_FILE, {}),
-        "chat": _read_optional(root / CHAT_FILE, {}).get("messages", []),
+        "story": _load(read, STORY_FILE, dict),
+        "assets": _load(read, ASSETS_FILE, dict),
+        "takes": _load(read, TAKES_FILE, dict),
+        "chat": chat,
     }
+
+
+def _load(read: Callable[[str], bytes | None], rel: str, kind: type, *, required: bool = False) -> Any:
+    data = read(rel)
+    if data is None:
+        if required:
+            raise InvalidProjectFile(rel, "the file is missing")
+        return kind()
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidProjectFile(rel, f"not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise InvalidProjectFile(rel, f"must hold a JSON {'object' if kind is dict else 'list'}")
+    return value
+
+
+def _check_graph(rel: str, nodes: Any, edges: Any) -> None:
+    if not isinstance(nodes, dict) or not isinstance(edges, dict):
+        raise InvalidProjectFile(rel, "'nodes' and 'edges' must be objects keyed by id")
+    for nid, node in nodes.items():
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            raise InvalidProjectFile(rel, f"node '{nid}' needs a 'type'")
+        for axis in ("x", "y"):
+            if not isinstance(node.get(axis, 0), int | float) or isinstance(node.get(axis), bool):
+                raise InvalidProjectFile(rel, f"node '{nid}' has a non-numeric '{axis}'")
+        if not isinstance(node.get("params", {}), dict):
+            raise InvalidProjectFile(rel, f"node '{nid}' has 'params' that are not an object")
+    for eid, edge in edges.items():
+        if not isinstance(edge, dict) or not all(isinstance(edge.get(k), str) for k in ("source", "target")):
+            raise InvalidProjectFile(rel, f"edge '{eid}' needs a 'source' and a 'target'")
 
 
 def story_text(state: State) -> str:
@@ -153,7 +222,3 @@ def story_text(state: State) -> str:
             for shot in item.get("shots", {}).values():
                 parts.append(str(shot.get("description", "")))
     return " ".join(p for p in parts if p)
-
-
-def _read_optional(path: Path, default: Any) -> Any:
-    return read_json(path) if path.exists() else default

@@ -8,6 +8,7 @@ no libgit2 equivalent, so bundles use the ``git`` CLI, which the studio requires
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +72,8 @@ def history(root: Path, limit: int = 200) -> list[Commit]:
     if repo.head_is_unborn:
         return []
     out: list[Commit] = []
-    for commit in repo.walk(repo.head.target, pygit2.enums.SortMode.TIME):
+    # Topological first: commits made within one second share a timestamp.
+    for commit in repo.walk(repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
         out.append(
             Commit(
                 sha=str(commit.id),
@@ -83,6 +85,29 @@ def history(root: Path, limit: int = 200) -> list[Commit]:
         if len(out) >= limit:
             break
     return out
+
+
+def reader_at(root: Path, sha: str) -> Callable[[str], bytes | None]:
+    """A reader of the files of commit ``sha`` (``reader("project.json")`` → bytes or None).
+
+    Raises ``KeyError`` when the repository has no such commit.
+    """
+    repository = pygit2.Repository(str(root))
+    try:
+        commit = repository.revparse_single(sha).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        raise KeyError(sha) from None
+    tree = commit.tree
+
+    def read(rel: str) -> bytes | None:
+        try:
+            entry = tree[rel]
+        except KeyError:
+            return None
+        blob = repository[entry.id]
+        return blob.data if isinstance(blob, pygit2.Blob) else None
+
+    return read
 
 
 def bundle(root: Path, dest: Path) -> None:

@@ -112,8 +112,10 @@ class Rooms:
         self._dirty.pop(project_id, None)
         await self.flush(project_id)
 
-    async def flush(self, project_id: str) -> str | None:
-        """Write the room's doc to its repository now; return the new commit sha, if any."""
+    async def flush(self, project_id: str, note: str | None = None) -> str | None:
+        """Write the room's doc to its repository now; return the new commit sha, if any.
+
+        ``note`` leads the commit message (e.g. "Restore version 1a2b3c4")."""
         room = self.rooms.get(project_id)
         root = self.project_root(project_id)
         if room is None or root is None:
@@ -123,7 +125,7 @@ class Rooms:
         since = self.updates.marker(project_id, "git")
         users = [e.user_id for e in self.updates.since(project_id, since)]
         try:
-            sha = await asyncio.to_thread(self.materializer.write, project_id, root, state, users)
+            sha = await asyncio.to_thread(self.materializer.write, project_id, root, state, users, note)
         except Exception:
             log.exception("materialize_failed project=%s", project_id)
             return None

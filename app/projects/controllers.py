@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -20,7 +21,9 @@ from app.accounts.service import User
 from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
-from sync.docmodel import set_meta
+from sync import repo
+from sync.docmodel import apply_state, set_meta
+from sync.model import InvalidProjectFile, read_state
 from sync.preview import preview_png
 
 
@@ -139,7 +142,7 @@ class ProjectController(Controller):
     def get_project(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
         return svc.projects.get(user, str(project_id))
 
-    @patch("/{project_id:uuid}", sync_to_thread=False)
+    @patch("/{project_id:uuid}")
     async def update(self, project_id: UUID, data: ProjectPatch, user: User, svc: Services) -> dict[str, Any]:
         pid, changes = str(project_id), data.model_dump(exclude_unset=True)
         meta = svc.projects.meta_changes(user, pid, changes)
@@ -169,6 +172,26 @@ class ProjectController(Controller):
     ) -> File:
         path, name = svc.transfers.export(user, str(project_id), format)
         return _file(path, name, "application/zip" if format == "zip" else "application/x-git-bundle")
+
+    @post("/{project_id:uuid}/history/{sha:str}/restore", status_code=HTTP_200_OK,
+          summary="Make a past version the current state, as a new change every client receives")  # fmt: skip
+    async def restore_version(self, project_id: UUID, sha: str, user: User, svc: Services) -> dict[str, Any]:
+        pid = str(project_id)
+        _, rel = project_for(svc.studio.index, user, pid, "editor")
+        if not re.fullmatch(r"[0-9a-f]{4,40}", sha):
+            raise Problem(422, "A version is named by its commit sha (hexadecimal), as /history lists it.")
+        root = svc.projects.root(rel)
+        try:
+            state = await asyncio.to_thread(lambda: read_state(repo.reader_at(root, sha)))
+        except KeyError:
+            raise Problem(404, f"This project has no version {sha}.", slug="no-such-version") from None
+        except InvalidProjectFile as exc:
+            raise Problem(422, f"Version {sha[:7]} cannot be restored: {exc}", slug="bad-version") from None
+        state["meta"]["uuid"] = pid
+        room = await svc.rooms.get(pid)
+        changed = room.apply_local(user.id, lambda doc: apply_state(doc, state))
+        commit = await svc.rooms.flush(pid, note=f"Restore version {sha[:7]}")
+        return {"restored": sha, "changed": changed, "commit": commit}
 
     @get("/{project_id:uuid}/history", sync_to_thread=True)
     def history(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
