@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import ctypes
+import ctypes.util
 import gc
 import hashlib
+import os
 import re
+import signal
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,7 @@ from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.problems import handle_exception
 from app.projects.controllers import ProjectController
-from app.projects.live import build_rooms
+from app.projects.live import build_rooms, build_watcher
 from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.settings import Settings, load_settings
@@ -57,8 +63,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 logs.get_logger("app").exception("trash_purge_failed")
 
     def on_startup(app: Litestar) -> None:
+        _die_with_parent()
         purged = projects.purge_expired()
         app.state.purger = asyncio.get_running_loop().create_task(purge_hourly())
+        app.state.watcher = build_watcher(studio, rooms)
+        app.state.watching = asyncio.get_running_loop().create_task(app.state.watcher.run())
         # Everything built at start lives as long as the process: keep it out of the collector's
         # scans, which otherwise show up as latency spikes under load.
         gc.collect()
@@ -72,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def on_shutdown(app: Litestar) -> None:
         app.state.purger.cancel()
+        app.state.watcher.stop()
         await rooms.close()  # flush every edited document to Git and say goodbye to peers
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -131,6 +141,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop this worker when the process that started it dies.
+
+    Granian serves from worker processes; after a ``kill -9`` of ``studio serve`` an orphaned
+    worker would go on holding rooms and sockets that a restarted server cannot see."""
+    if not sys.platform.startswith("linux") or os.getppid() == 1:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _allow_large_uploads(app: Litestar, limit: int) -> None:

@@ -51,17 +51,26 @@ async def frames(socket: WebSocket[Any, Any, Any]) -> AsyncIterator[bytes]:
 
 
 async def refuse(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> None:
-    """Close with ``code``, then drain until the client's close arrives.
+    """Close with ``code`` so that the client really sees it.
 
-    Clients send their first sync message the moment the socket opens; closing the TCP
-    connection with that message unread makes the kernel reset it, and the client sees 1006
-    instead of our code. Reading until the close handshake completes avoids that.
+    Clients send their first messages the moment the socket opens. If the server closes the TCP
+    connection with those unread, the kernel resets it and the client reports 1006 instead of
+    our code. So: read what the client sends until it pauses, close, then read until the
+    client's close arrives.
     """
-    await socket.close(code=code, reason=reason)
+    await _drain(socket, quiet_s=0.05, limit_s=1.0)
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(2):
-            while (await socket.receive())["type"] != "websocket.disconnect":
-                pass
+        await socket.close(code=code, reason=reason)
+    await _drain(socket, quiet_s=2.0, limit_s=2.0)
+
+
+async def _drain(socket: WebSocket[Any, Any, Any], quiet_s: float, limit_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    with contextlib.suppress(Exception):
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            async with asyncio.timeout(min(quiet_s, left)):
+                if (await socket.receive())["type"] == "websocket.disconnect":
+                    return
 
 
 @websocket("/sync/{project_id:str}", name="sync")

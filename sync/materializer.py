@@ -18,7 +18,7 @@ from pathlib import Path
 from sync import repo
 from sync.docmodel import describe_changes
 from sync.jsonfile import normalize, write_atomic
-from sync.model import CANVAS_DIR, State, files_to_state, state_to_files
+from sync.model import CANVAS_DIR, State, files_to_state, read_state, state_to_files
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,12 @@ class Materializer:
     ) -> str | None:
         """Write ``state`` into ``root`` and commit it; return the sha, or None if nothing changed."""
         with self.lock(project_id):
-            try:
-                old = files_to_state(root)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                old = {}
-            if normalize(old) == normalize(state):
-                return None
+            # Compared with what HEAD holds (not the working tree): edits someone made to the files
+            # by hand are in the doc by now and get committed here, attributed to "filesystem".
+            old = _state_at_head(root)
             files = state_to_files(state)
+            if normalize(old) == normalize(state) and not _files_differ(root, files):
+                return None
             for rel, data in files.items():
                 path = root / rel
                 if not path.exists() or path.read_bytes() != data:
@@ -82,6 +81,24 @@ class Materializer:
                 return None
         self.on_commit(Committed(project_id, sha, message, ordered, state))
         return sha
+
+
+def _state_at_head(root: Path) -> State:
+    try:
+        return read_state(repo.reader_at(root, "HEAD"))
+    except (KeyError, ValueError, OSError):
+        try:
+            return files_to_state(root)
+        except (OSError, ValueError):
+            return {}
+
+
+def _files_differ(root: Path, files: dict[str, bytes]) -> bool:
+    for rel, data in files.items():
+        path = root / rel
+        if not path.is_file() or path.read_bytes() != data:
+            return True
+    return False
 
 
 def _unique(authors: list[repo.Author], first: repo.Author) -> list[repo.Author]:

@@ -70,6 +70,10 @@ class Rooms:
             if room is None:
                 room = await asyncio.to_thread(self._load, project_id)
                 self.rooms[project_id] = room
+                if self.updates.marker(project_id, "git") < self.updates.last_seq(project_id):
+                    # The log holds edits the repository lacks (the server stopped before it
+                    # committed them): commit them now rather than at the next edit.
+                    self._touch(project_id)
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         return room

@@ -11,11 +11,33 @@ from sync.materializer import Committed, Materializer
 from sync.model import story_text
 from sync.rooms import FILESYSTEM, Rooms
 from sync.updatelog import SQLiteUpdateLog
+from sync.watcher import Watcher
 
 SYSTEM_AUTHORS = {
     FILESYSTEM: repo.Author("filesystem", "filesystem@studio.invalid"),
     "studio": repo.Author("studio", "studio@studio.invalid"),
 }
+
+
+def build_watcher(studio: Studio, rooms: Rooms) -> Watcher:
+    """The watcher merging outside edits of ``Projects/`` into the live documents."""
+    index, workspace = studio.index, studio.workspace
+
+    def project_id_for(folder: Path) -> str | None:
+        row = index.db.execute(
+            "SELECT id FROM projects WHERE path = ? AND deleted_at IS NULL", [workspace.rel(folder)]
+        ).fetchone()
+        return row[0] if row else None
+
+    def on_invalid(project_id: str, path: str, reason: str) -> None:
+        index.db.execute(
+            "INSERT INTO activity(project_id, time, user_id, user_name, kind, summary, detail) "
+            "VALUES (?, ?, NULL, 'filesystem', 'file.invalid', ?, ?)",
+            [project_id, now_iso(), f"{path} was not merged: {reason}",
+             json.dumps({"path": path, "reason": reason})],
+        )  # fmt: skip
+
+    return Watcher(workspace.projects, rooms, project_id_for, on_invalid)
 
 
 def build_rooms(studio: Studio) -> Rooms:

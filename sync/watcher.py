@@ -1,0 +1,93 @@
+"""Edits made to project files by other tools (an editor, a script, ``git pull``/``git checkout``),
+merged into the live documents.
+
+watchfiles reports changed files under ``Projects/``; the materializer's own writes are
+recognised by their content hash and ignored. For every project with outside changes the files
+are read back (``sync.model.files_to_state``); a file that fails validation is not merged and
+``on_invalid`` is told which file and why; otherwise the document receives the smallest set of
+CRDT operations that makes it equal to the files, attributed to "filesystem".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import watchfiles
+
+from sync.docmodel import apply_state
+from sync.model import MANIFEST, InvalidProjectFile, files_to_state
+from sync.rooms import FILESYSTEM, Rooms
+
+log = logging.getLogger("sync.watcher")
+IGNORED_PARTS = {".git", "05_Cache", "06_Exports", "03_Renders", "01_Assets"}
+
+
+class Watcher:
+    def __init__(
+        self,
+        projects_dir: Path,
+        rooms: Rooms,
+        project_id_for: Callable[[Path], str | None],
+        on_invalid: Callable[[str, str, str], None],
+    ) -> None:
+        self.projects_dir = projects_dir.resolve()
+        self.rooms = rooms
+        self.project_id_for = project_id_for
+        self.on_invalid = on_invalid
+        self.stop_event = asyncio.Event()
+        self.merged = 0  # how many outside edits were merged (for tests and the health check)
+
+    async def run(self) -> None:
+        """Watch until :meth:`stop`; survives errors in one batch."""
+        async for changes in watchfiles.awatch(
+            self.projects_dir, stop_event=self.stop_event, debounce=200, step=50, recursive=True
+        ):
+            try:
+                await self.handle({Path(path) for _, path in changes})
+            except Exception:
+                log.exception("watcher_batch_failed")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def handle(self, paths: set[Path]) -> None:
+        """Merge the outside edits among ``paths`` (absolute) into their projects' documents."""
+        folders: set[Path] = set()
+        written = self.rooms.materializer.written
+        for path in paths:
+            try:
+                rel = path.resolve().relative_to(self.projects_dir)
+            except ValueError:
+                continue
+            if len(rel.parts) < 2 or IGNORED_PARTS & set(rel.parts) or path.name.startswith("."):
+                continue
+            if path.suffix != ".json":
+                continue
+            if path.is_file() and written.get(path) == hashlib.sha256(path.read_bytes()).hexdigest():
+                written.pop(path, None)
+                continue  # our own write coming back (merging it would change nothing anyway)
+            folders.add(self.projects_dir / rel.parts[0])
+        for folder in sorted(folders):
+            await self._merge(folder)
+
+    async def _merge(self, folder: Path) -> None:
+        project_id = self.project_id_for(folder)
+        if project_id is None:
+            return
+        try:
+            state = await asyncio.to_thread(files_to_state, folder)
+        except InvalidProjectFile as exc:
+            log.warning("outside_edit_refused project=%s file=%s reason=%s", project_id, exc.path, exc.reason)
+            self.on_invalid(project_id, exc.path, exc.reason)
+            return
+        if state["meta"]["uuid"] != project_id:
+            self.on_invalid(project_id, MANIFEST, "the uuid was changed; a project keeps its uuid")
+            return
+        room = await self.rooms.get(project_id)
+        if room.apply_local(FILESYSTEM, lambda doc: apply_state(doc, state)):
+            self.merged += 1
+            log.info("outside_edit_merged project=%s", project_id)
