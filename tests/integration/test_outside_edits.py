@@ -36,7 +36,7 @@ def new_project(server: LiveServer, name: str) -> tuple[dict[str, Any], dict[str
 def test_f1_an_edited_file_reaches_every_client_and_is_committed_as_filesystem(
     live_server: LiveServer,
 ) -> None:
-    project, headers, token = new_project(live_server, "Hand Edited")
+    project, _headers, token = new_project(live_server, "Hand Edited")
     root = live_server.workspace / project["path"]
     canvas = root / "02_Source_Creative/Canvases/main.json"
 
