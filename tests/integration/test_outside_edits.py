@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,9 +90,7 @@ def test_f1_git_checkout_of_an_old_version_is_merged(live_server: LiveServer, tm
         async with SyncClient(live_server.url.replace("http", "ws"), project["id"], token) as client:
             meta = client.doc.get("meta", type=Map)
             assert meta["name"] == "Renamed"
-            subprocess.run(
-                ["git", "-C", str(root), "checkout", "-q", first, "--", "project.json"], check=True
-            )
+            await asyncio.to_thread(git, root, "checkout", "-q", first, "--", "project.json")
             assert await eventually(lambda: meta["name"] == "Checked Out")
 
     asyncio.run(run())
