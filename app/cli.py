@@ -26,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     new.add_argument("--template", default="blank")
     new.add_argument("--owner", default=None, help="email of the account that will own it")
     sub.add_parser("reindex", help="rebuild the SQLite index from the project repositories")
+    mat = sub.add_parser("materialize", help="write every project's document from the update log into Git")
+    mat.add_argument("--project", default=None, help="only this project id")
     args = parser.parse_args(argv)
     # Logs go to stderr so a command's stdout stays what scripts read (an id, a path).
     from app import logs
@@ -124,7 +126,22 @@ def _reindex(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "new-project": _new_project, "reindex": _reindex}
+def _materialize(args: argparse.Namespace) -> int:
+    from app.projects.live import rebuild_repositories
+    from app.studio import Studio
+
+    for project_id, outcome in rebuild_repositories(Studio.open(load_settings()), args.project).items():
+        print(f"{project_id}: {outcome}")
+    return 0
+
+
+COMMANDS = {
+    "serve": _serve,
+    "worker": _worker,
+    "new-project": _new_project,
+    "reindex": _reindex,
+    "materialize": _materialize,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

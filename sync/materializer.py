@@ -18,7 +18,7 @@ from pathlib import Path
 from sync import repo
 from sync.docmodel import describe_changes
 from sync.jsonfile import normalize, write_atomic
-from sync.model import CANVAS_DIR, State, files_to_state, read_state, state_to_files
+from sync.model import CANVAS_DIR, State, read_state, state_to_files
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Materializer:
             # by hand are in the doc by now and get committed here, attributed to "filesystem".
             old = _state_at_head(root)
             files = state_to_files(state)
-            if normalize(old) == normalize(state) and not _files_differ(root, files):
+            if old is not None and normalize(old) == normalize(state) and not _files_differ(root, files):
                 return None
             for rel, data in files.items():
                 path = root / rel
@@ -83,14 +83,12 @@ class Materializer:
         return sha
 
 
-def _state_at_head(root: Path) -> State:
+def _state_at_head(root: Path) -> State | None:
+    """What the last commit holds; None when there is no commit (or it is unreadable)."""
     try:
         return read_state(repo.reader_at(root, "HEAD"))
     except (KeyError, ValueError, OSError):
-        try:
-            return files_to_state(root)
-        except (OSError, ValueError):
-            return {}
+        return None
 
 
 def _files_differ(root: Path, files: dict[str, bytes]) -> bool:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from pycrdt import Doc
 
 from app.studio import Studio, now_iso
 from sync import repo
+from sync.docmodel import doc_to_state
 from sync.materializer import Committed, Materializer
 from sync.model import story_text
 from sync.rooms import FILESYSTEM, Rooms
 from sync.updatelog import SQLiteUpdateLog
 from sync.watcher import Watcher
+from sync.workspace import scaffold
 
 SYSTEM_AUTHORS = {
     FILESYSTEM: repo.Author("filesystem", "filesystem@studio.invalid"),
@@ -38,6 +43,37 @@ def build_watcher(studio: Studio, rooms: Rooms) -> Watcher:
         )  # fmt: skip
 
     return Watcher(workspace.projects, rooms, project_id_for, on_invalid)
+
+
+def rebuild_repositories(studio: Studio, only: str | None = None) -> dict[str, str]:
+    """Write every project's document from the update log into its repository (re-creating a
+    repository that was lost) and commit; returns project id → what happened."""
+    rooms = build_rooms(studio)
+    out: dict[str, str] = {}
+    rows = studio.index.db.execute("SELECT id, path, name FROM projects WHERE deleted_at IS NULL").fetchall()
+    for project_id, rel, _name in rows:
+        if only and project_id != only:
+            continue
+        loaded = rooms.updates.load(project_id)
+        if loaded.snapshot is None and not loaded.updates:
+            out[project_id] = "no log (the repository is the source)"
+            continue
+        doc: Doc[Any] = Doc()
+        for update in ([loaded.snapshot] if loaded.snapshot else []) + [e.data for e in loaded.updates]:
+            doc.apply_update(update)
+        state = doc_to_state(doc)
+        root = studio.workspace.path_of(rel)
+        if not (root / ".git").exists():
+            scaffold(root, state)
+            repo.init(root)
+            out[project_id] = "repository re-created"
+        users = [e.user_id for e in rooms.updates.since(project_id, 0)] or ["studio"]
+        sha = rooms.materializer.write(project_id, root, state, users, note="Rebuild from the update log")
+        out[project_id] = (
+            f"{out.get(project_id, 'committed')} {sha[:7]}" if sha else out.get(project_id, "up to date")
+        )
+        rooms.updates.mark(project_id, "git", rooms.updates.last_seq(project_id))
+    return out
 
 
 def build_rooms(studio: Studio) -> Rooms:
