@@ -494,3 +494,26 @@ def set_meta(doc: Doc[Any], changes: dict[str, Any]) -> bool:
     state = doc_to_state(doc)
     state["meta"] = {**state["meta"], **changes}
     return apply_state(doc, state)
+
+
+def set_path(doc: Doc[Any], path: list[str], value: Any) -> bool:
+    """Set the value at ``path`` (``["canvases", "main", "nodes", "n1", "x"]``), creating missing maps.
+
+    Used to restore a value that lost a conflict. Returns whether the doc changed.
+    """
+    if len(path) < 2 or path[0] not in TOP_LEVEL or TOP_LEVEL[path[0]] is not Map:
+        raise ValueError(f"cannot set {'.'.join(path)}: only values inside the map types can be set")
+    with doc.transaction():
+        target: Any = _root(doc, path[0])
+        for key in path[1:-1]:
+            child = target.get(key) if isinstance(target, Map) else None
+            if not isinstance(child, Map):
+                child = Map()
+                target[key] = child
+                child = target[key]
+            target = child
+        current = target.get(path[-1])
+        if _same(_plain(current), value):
+            return False
+        target[path[-1]] = _to_shared(value, tuple(path))
+    return True

@@ -73,11 +73,42 @@ class AwarenessEntry:
     seen: float
 
 
+CONFLICT_WINDOW_S = 30.0
+WATCHED_ROOTS = ("meta", "canvases", "story", "assets", "takes")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A value one person wrote that another person's write replaced moments later (C3)."""
+
+    path: list[str]
+    lost: Any
+    kept: Any
+    lost_by: str
+    kept_by: str
+
+
+def _plain(value: Any) -> Any:
+    to_py = getattr(value, "to_py", None)
+    if to_py is None:
+        return value
+    try:
+        return to_py()
+    except Exception:  # a shared value already removed from the doc
+        return None
+
+
 class Room:
-    """See the module docstring. ``on_update(user_id)`` is called after every accepted update."""
+    """See the module docstring. ``on_update(user_id)`` is called after every accepted update;
+    ``on_conflict`` hears of every value that lost to a near-simultaneous write by someone else."""
 
     def __init__(
-        self, project_id: str, doc: Doc[Any], updates: UpdateLog, on_update: Callable[[str], None]
+        self,
+        project_id: str,
+        doc: Doc[Any],
+        updates: UpdateLog,
+        on_update: Callable[[str], None],
+        on_conflict: Callable[[Conflict], None] = lambda conflict: None,
     ) -> None:
         self.project_id = project_id
         self.doc = doc
@@ -86,8 +117,54 @@ class Room:
         self.peers: set[Peer] = set()
         self.awareness: dict[int, AwarenessEntry] = {}
         self.last_active = time.monotonic()
+        self.on_conflict = on_conflict
         self._captured: list[bytes] = []
         self._subscription = doc.observe(lambda event: self._captured.append(event.update))
+        self._writer = ""
+        self._last_write: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._deep_subscriptions = self._watch_keys()
+
+    def _watch_keys(self) -> list[Any]:
+        subs: list[Any] = []
+        for name in WATCHED_ROOTS:
+            root = self.doc.get(name, type=Map)
+            # The root is kept alongside its subscription: pycrdt drops the subscription of a
+            # shared type that is garbage-collected.
+            subs.append((root, root.observe_deep(self._key_observer(name))))
+        return subs
+
+    def _key_observer(self, root: str) -> Callable[..., None]:
+        # pycrdt calls deep observers with (events, transaction): no default-argument tricks.
+        def observe(events: list[Any], *_: Any) -> None:
+            self._on_keys(root, events)
+
+        return observe
+
+    def _on_keys(self, root: str, events: list[Any]) -> None:
+        # Who wrote each key last, and when: a different person replacing it within the window
+        # is a conflict the CRDT resolved silently, so the losing value is reported.
+        now = time.monotonic()
+        writer = self._writer
+        for event in events:
+            for key, change in (getattr(event, "keys", None) or {}).items():
+                path = (root, *[str(p) for p in event.path], str(key))
+                # The latest write to the key or to any map above it (a node added whole).
+                found = [
+                    w for i in range(2, len(path) + 1) if (w := self._last_write.get(path[:i])) is not None
+                ]
+                previous = max(found, key=lambda w: w[1], default=None)
+                if (
+                    writer
+                    and previous is not None
+                    and previous[0] != writer
+                    and now - previous[1] < CONFLICT_WINDOW_S
+                    and change.get("action") in ("update", "delete")
+                ):
+                    self.on_conflict(
+                        Conflict(list(path), _plain(change.get("oldValue")), _plain(change.get("newValue")),
+                                 previous[0], writer)
+                    )  # fmt: skip
+                self._last_write[path] = (writer, now)
 
     # -- peers ------------------------------------------------------------------------------------
 
@@ -147,11 +224,14 @@ class Room:
             return
         self._check_foreign(update)
         self._captured.clear()
+        self._writer = peer.who.user_id
         try:
             self.doc.apply_update(update)
         except Exception:
             self._captured.clear()
             raise ProtocolError("the update could not be decoded") from None
+        finally:
+            self._writer = ""
         changes, self._captured = self._captured, []
         if not changes:
             return  # nothing new (a duplicate, or waiting for updates it depends on)
@@ -167,7 +247,11 @@ class Room:
     def apply_local(self, user_id: str, mutate: Callable[[Doc[Any]], object]) -> bool:
         """Change the doc on the server's side (restore, files edited on disk, tasks) as ``user_id``."""
         self._captured.clear()
-        mutate(self.doc)
+        self._writer = user_id
+        try:
+            mutate(self.doc)
+        finally:
+            self._writer = ""
         changes, self._captured = self._captured, []
         for change in changes:
             self.updates.append(self.project_id, change, user_id)
@@ -204,6 +288,7 @@ class Room:
         self.doc.unobserve(self._subscription)
         self.doc = doc
         self._subscription = doc.observe(lambda event: self._captured.append(event.update))
+        self._deep_subscriptions = self._watch_keys()
 
     # -- awareness --------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pycrdt import Doc
 from sync.docmodel import doc_to_state, state_to_doc
 from sync.materializer import Materializer
 from sync.model import files_to_state
-from sync.room import Room
+from sync.room import Conflict, Room
 from sync.updatelog import UpdateLog
 
 log = logging.getLogger("sync.rooms")
@@ -46,6 +46,7 @@ class Rooms:
         project_root: Callable[[str], Path | None],
         materializer: Materializer,
         *,
+        on_conflict: Callable[[str, Conflict], None] = lambda project_id, conflict: None,
         quiet_s: float = 1.0,
         max_wait_s: float = 5.0,
         idle_s: float = 60.0,
@@ -53,6 +54,7 @@ class Rooms:
         self.updates = updates
         self.project_root = project_root
         self.materializer = materializer
+        self.on_conflict = on_conflict
         self.quiet_s, self.max_wait_s, self.idle_s = quiet_s, max_wait_s, idle_s
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Lock] = {}
@@ -93,7 +95,13 @@ class Rooms:
                 doc.apply_update(loaded.snapshot)
             for entry in loaded.updates:
                 doc.apply_update(entry.data)
-        return Room(project_id, doc, self.updates, lambda user_id: self._touch(project_id))
+        return Room(
+            project_id,
+            doc,
+            self.updates,
+            lambda user_id: self._touch(project_id),
+            lambda conflict: self.on_conflict(project_id, conflict),
+        )
 
     # -- materializing ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from typing import Annotated, Any, Literal
@@ -22,7 +23,7 @@ from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from sync import repo
-from sync.docmodel import apply_state, set_meta
+from sync.docmodel import apply_state, set_meta, set_path
 from sync.model import InvalidProjectFile, read_state
 from sync.preview import preview_png
 
@@ -192,6 +193,27 @@ class ProjectController(Controller):
         changed = room.apply_local(user.id, lambda doc: apply_state(doc, state))
         commit = await svc.rooms.flush(pid, note=f"Restore version {sha[:7]}")
         return {"restored": sha, "changed": changed, "commit": commit}
+
+    @post("/{project_id:uuid}/activity/{activity_id:int}/restore", status_code=HTTP_200_OK,
+          summary="Put back the value that lost a conflict (one step)")  # fmt: skip
+    async def restore_conflict(
+        self, project_id: UUID, activity_id: int, user: User, svc: Services
+    ) -> dict[str, Any]:
+        pid = str(project_id)
+        project_for(svc.studio.index, user, pid, "editor")
+        row = svc.studio.index.db.execute(
+            "SELECT detail FROM activity WHERE id = ? AND project_id = ? AND kind = 'conflict'",
+            [activity_id, pid],
+        ).fetchone()
+        if row is None:
+            raise Problem(404, "There is no conflict with this id in the project's activity.")
+        detail = json.loads(row[0])
+        room = await svc.rooms.get(pid)
+        try:
+            changed = room.apply_local(user.id, lambda doc: set_path(doc, detail["path"], detail["lost"]))
+        except ValueError as exc:
+            raise Problem(422, str(exc)) from None
+        return {"restored": detail["path"], "value": detail["lost"], "changed": changed}
 
     @get("/{project_id:uuid}/history", sync_to_thread=True)
     def history(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from sync import repo
 from sync.docmodel import doc_to_state
 from sync.materializer import Committed, Materializer
 from sync.model import story_text
+from sync.room import Conflict
 from sync.rooms import FILESYSTEM, Rooms
 from sync.updatelog import SQLiteUpdateLog
 from sync.watcher import Watcher
@@ -113,6 +114,30 @@ def build_rooms(studio: Studio) -> Rooms:
         ).fetchone()
         return studio.workspace.path_of(row[0]) if row else None
 
+    def on_conflict(project_id: str, c: Conflict) -> None:
+        names = authors([c.lost_by, c.kept_by])
+        where = ".".join(c.path)
+        summary = f"{names[c.kept_by].name} replaced {names[c.lost_by].name}'s {where} (was {_short(c.lost)})"
+        detail = {"path": c.path, "lost": c.lost, "kept": c.kept, "lost_by": names[c.lost_by].name,
+                  "kept_by": names[c.kept_by].name, "restorable": True}  # fmt: skip
+        index.db.execute(
+            "INSERT INTO activity(project_id, time, user_id, user_name, kind, summary, detail) "
+            "VALUES (?, ?, ?, ?, 'conflict', ?, ?)",
+            [
+                project_id,
+                now_iso(),
+                c.kept_by,
+                names[c.kept_by].name,
+                summary,
+                json.dumps(detail, default=str),
+            ],
+        )
+
     materializer = Materializer(authors=authors, on_commit=on_commit)
     updates = SQLiteUpdateLog(studio.settings.data_dir / "sync.db")
-    return Rooms(updates, project_root, materializer)
+    return Rooms(updates, project_root, materializer, on_conflict=on_conflict)
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
