@@ -43,8 +43,15 @@ class Watcher:
 
     async def run(self) -> None:
         """Watch until :meth:`stop`; survives errors in one batch."""
+        # rust_timeout bounds how long the watching thread waits before it looks at the stop event;
+        # the default kept a stopping server waiting for seconds.
         async for changes in watchfiles.awatch(
-            self.projects_dir, stop_event=self.stop_event, debounce=200, step=50, recursive=True
+            self.projects_dir,
+            stop_event=self.stop_event,
+            debounce=200,
+            step=50,
+            recursive=True,
+            rust_timeout=300,
         ):
             try:
                 await self.handle({Path(path) for _, path in changes})

@@ -50,7 +50,8 @@ def test_c3_the_losing_value_is_kept_in_the_activity_with_a_one_step_restore(liv
             await b.flushed()
             assert await eventually(lambda: steps(a) == 30)
 
-            activity = httpx.get(f"{url}/api/projects/{pid}/activity", headers=ho).json()
+            async with httpx.AsyncClient() as http:
+                activity = (await http.get(f"{url}/api/projects/{pid}/activity", headers=ho)).json()
             conflict = next(x for x in activity if x["kind"] == "conflict")
             assert conflict["detail"]["path"] == ["canvases", "main", "nodes", "sampler", "params", "steps"]
             assert conflict["detail"]["lost"] == 20
@@ -58,7 +59,8 @@ def test_c3_the_losing_value_is_kept_in_the_activity_with_a_one_step_restore(liv
             assert conflict["detail"]["kept_by"] == "Ed"
             assert "Ed replaced Olga's" in conflict["summary"]
 
-            r = httpx.post(f"{url}/api/projects/{pid}/activity/{conflict['id']}/restore", headers=ho)
+            async with httpx.AsyncClient() as http:
+                r = await http.post(f"{url}/api/projects/{pid}/activity/{conflict['id']}/restore", headers=ho)
             assert r.status_code == 200, r.text
             assert await eventually(lambda: steps(a) == 20 and steps(b) == 20)
 

@@ -29,7 +29,10 @@ def api_routes(client: TestClient[Any]) -> list[tuple[str, str]]:
 
 
 def fill(path: str, values: dict[str, str]) -> str:
-    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
+    def value(m: re.Match[str]) -> str:
+        return values.get(m.group(1), "1" if m.group(2) == ":int" else "abcd1234")
+
+    return re.sub(r"\{(\w+)(:\w+)?\}", value, path)
 
 
 def test_every_api_route_is_walked(client: TestClient[Any]) -> None:
