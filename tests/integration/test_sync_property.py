@@ -97,7 +97,7 @@ operations = st.lists(
                 st.sampled_from(["n1", "n2"]),
                 st.sampled_from(["steps", "seed"]),
                 st.integers(0, 99),
-            ),  # fmt: skip
+            ),
             st.tuples(st.just("text"), st.integers(0, 20), st.text("abcxyz ", min_size=1, max_size=4)),
             st.tuples(st.just("disconnect")),
             st.tuples(st.just("connect")),
