@@ -9,14 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_sync_interop import (  # noqa: F401 - fixtures
+from tests.integration.test_sync_interop import (
     NODES,
     Api,
     Node,
     kill_group,
     launch,
-    node,
-    node_process,
     shutdown,
 )
 from tests.interop_driver import free_port
