@@ -103,9 +103,12 @@ class LiveServer:
     process: subprocess.Popen[bytes]
 
 
-def start_server(tmp: Path, **env: str) -> LiveServer:
-    """A real ``studio serve`` (Granian) on a free port, waiting until /api/health answers."""
-    port = free_port()
+def start_server(
+    tmp: Path, *, port: int | None = None, log_name: str = "server.log", **env: str
+) -> LiveServer:
+    """A real ``studio serve`` (Granian) in its own process group, on ``port`` (or a free one),
+    over ``tmp/data`` and ``tmp/workspace``; returns once /api/health answers."""
+    port = port or free_port()
     environ = {
         **os.environ,
         "STUDIO_DATA_DIR": str(tmp / "data"),
@@ -116,26 +119,28 @@ def start_server(tmp: Path, **env: str) -> LiveServer:
         **env,
     }
     environ.pop("STUDIO_BROKER_URL", None)
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        cwd=ROOT,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp / log_name, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve"],
+            cwd=ROOT,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopping the group stops Granian's workers too
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("studio serve exited:\n" + (tmp / "server.log").read_text())
+            raise RuntimeError("studio serve exited:\n" + (tmp / log_name).read_text())
         try:
             if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
                 return LiveServer(url, tmp / "data", tmp / "workspace", proc)
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("studio serve did not answer within 30 s:\n" + (tmp / "server.log").read_text())
+    raise RuntimeError("studio serve did not answer within 30 s:\n" + (tmp / log_name).read_text())
 
 
 def stop_server(server: LiveServer) -> None:

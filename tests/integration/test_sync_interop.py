@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -32,7 +31,7 @@ from pycrdt import Map, Text
 from sync import protocol
 from sync.client import SyncClient
 from sync.docmodel import doc_to_state
-from tests.conftest import ROOT, LiveServer, free_port, git, start_server, stop_server
+from tests.conftest import LiveServer, free_port, git, start_server, stop_server
 from tests.interop_driver import NodeClients, node_available
 
 pytestmark = pytest.mark.skipif(not node_available(), reason="node and npm are needed for the npm yjs client")
@@ -690,37 +689,7 @@ def test_m1_two_editors_one_commit_author_and_co_authored_by_trailer(
 
 def launch(base: Path, port: int, log_name: str) -> LiveServer:
     """``studio serve`` over ``base/data`` and ``base/workspace`` on ``port``, in its own process group."""
-    env = {
-        **os.environ,
-        "STUDIO_DATA_DIR": str(base / "data"),
-        "WORKSPACE_ROOT": str(base / "workspace"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "STUDIO_LOG_FORMAT": "json",
-        **FAST_LIMITS,
-    }
-    env.pop("STUDIO_BROKER_URL", None)
-    with open(base / log_name, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("studio serve exited:\n" + (base / log_name).read_text())
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return LiveServer(url, base / "data", base / "workspace", proc)
-        time.sleep(0.1)
-    kill_group(proc)
-    raise RuntimeError("studio serve did not answer within 30 s:\n" + (base / log_name).read_text())
+    return start_server(base, port=port, log_name=log_name, **FAST_LIMITS)
 
 
 def children(pid: int) -> list[int]:
