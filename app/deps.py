@@ -16,6 +16,7 @@ from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.studio import Studio
 from sync.rooms import Rooms
+from tasks.store import TaskStore
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -72,6 +73,7 @@ class Services:
     projects: Projects
     transfers: Transfers
     rooms: Rooms
+    tasks: TaskStore
 
 
 def provide_services(request: Request[Any, Any, Any]) -> Services:

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
 from litestar.exceptions import NotFoundException
@@ -29,6 +30,7 @@ from app.accounts.controllers import AuthController, MeController
 from app.accounts.service import Accounts
 from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
+from app.events import EventHub, events_socket
 from app.problems import handle_exception
 from app.projects.controllers import ProjectController
 from app.projects.live import build_rooms, build_watcher
@@ -38,7 +40,12 @@ from app.settings import Settings, load_settings
 from app.studio import Studio
 from app.sync_socket import sync_socket
 from app.system import health, templates
+from app.tasks_api import TaskController
+from sync.materializer import Committed
 from sync.workspace import ProjectLocks
+from tasks.broker import build_broker
+from tasks.runner import Runtime, make_actors
+from tasks.store import TaskStore
 
 API_PREFIXES = ("/api", "/sync", "/events", "/schema")
 FALLBACK_PAGE = Path(__file__).resolve().parent / "fallback"
@@ -51,6 +58,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
     studio = Studio.open(settings)
     projects = Projects(studio, ProjectLocks())
     rooms = build_rooms(studio)
+    task_store = TaskStore(studio.index)
+    hub = EventHub(studio.index)
+    broker = build_broker(settings.broker_url)
+    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, hub.publish)
+    actors = make_actors(broker, lambda: runtime)
+    workers: list[dramatiq.Worker] = []
+    index_commit = rooms.materializer.on_commit
+
+    def on_commit(committed: Committed) -> None:
+        index_commit(committed)
+        hub.publish({"type": "project.committed", "project_id": committed.project_id, "sha": committed.sha,
+                     "message": committed.message, "authors": [a.name for a in committed.authors]})  # fmt: skip
+
+    rooms.materializer.on_commit = on_commit
+
+    def send_task(task: dict[str, Any]) -> None:
+        actors[task["queue"]].send()
+
     pwa_dir = settings.pwa_dir if (settings.pwa_dir / "index.html").exists() else FALLBACK_PAGE
 
     async def purge_hourly() -> None:
@@ -64,6 +89,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def on_startup(app: Litestar) -> None:
         _die_with_parent()
+        hub.loop = asyncio.get_running_loop()
+        interrupted, waiting = task_store.recover()
+        if not settings.broker_url:
+            # The embedded default: this process is its own worker. gpu runs one task at a time.
+            workers.extend([dramatiq.Worker(broker, queues={"gpu"}, worker_threads=1, worker_timeout=100),
+                            dramatiq.Worker(broker, queues={"cpu"}, worker_threads=2, worker_timeout=100)])  # fmt: skip
+            for worker in workers:
+                worker.start()
+        for task_id in waiting:
+            task = task_store.get(task_id)
+            if task is not None:
+                send_task(task)
+        if interrupted or waiting:
+            logs.get_logger("app").info("tasks_recovered", failed=len(interrupted), requeued=len(waiting))
         purged = projects.purge_expired()
         app.state.purger = asyncio.get_running_loop().create_task(purge_hourly())
         app.state.watcher = build_watcher(studio, rooms)
@@ -83,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.purger.cancel()
         app.state.watcher.stop()
         app.state.watching.cancel()
+        for worker in workers:
+            await asyncio.to_thread(worker.stop, 5000)
         await rooms.close()  # flush every edited document to Git and say goodbye to peers
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -103,6 +144,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health,
             templates,
             sync_socket,
+            events_socket,
+            TaskController,
             AuthController,
             MeController,
             ProjectController,
@@ -133,12 +176,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_ip=settings.rate_limit_ip,
         rate_auth=settings.rate_limit_auth,
     )
+    app.state.events = hub
+    app.state.send_task = send_task
     app.state.services = Services(
         studio=studio,
         accounts=Accounts(studio),
         projects=projects,
         transfers=Transfers(projects),
         rooms=rooms,
+        tasks=task_store,
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app

@@ -112,7 +112,35 @@ def _v1(db: sqlite_utils.Database) -> None:
         END""")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            params TEXT NOT NULL,
+            node_id TEXT,
+            requester_id TEXT,
+            priority INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            progress REAL NOT NULL DEFAULT 0,
+            error TEXT,
+            outputs TEXT NOT NULL DEFAULT '[]',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            size_key TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            duration_s REAL
+        )""")
+    db.execute("CREATE INDEX tasks_waiting ON tasks(state, queue, priority, created_at)")
+    db.execute("CREATE INDEX tasks_project ON tasks(project_id, created_at)")
+    db.execute("CREATE INDEX tasks_history ON tasks(kind, size_key, state, finished_at)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 class Index:

@@ -192,13 +192,7 @@ class Workspace:
 
     def write_zip(self, rel: str, dest: Path) -> None:
         """A zip of the project's tracked tree (no ``.git``, cache or exports) under one top folder."""
-        root = self.path_of(rel)
-        with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(root.rglob("*")):
-                parts = path.relative_to(root).parts
-                if parts[0] == ".git" or parts[0] in IGNORED_FOLDERS or not path.is_file():
-                    continue
-                zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")
+        zip_tree(self.path_of(rel), dest)
 
     def unpack_zip(self, zip_path: Path, stage: Path) -> None:
         """Unpack an exported zip into ``stage``, refusing unsafe or oversized archives."""
@@ -227,6 +221,16 @@ class Workspace:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(member) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out)
+
+
+def zip_tree(root: Path, dest: Path) -> None:
+    """Zip a project folder (no ``.git``, cache or exports) under one top folder named like it."""
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            parts = path.relative_to(root).parts
+            if parts[0] == ".git" or parts[0] in IGNORED_FOLDERS or not path.is_file():
+                continue
+            zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")
 
 
 def scaffold(root: Path, state: State) -> None:

@@ -1,9 +1,42 @@
-"""What ``studio worker`` hands to Dramatiq: installs the configured broker, then the actors."""
+"""What ``studio worker`` hands to Dramatiq: the configured broker, then the actors.
+
+These workers share the server's data folder and workspace (one machine, or a shared volume).
+Workers on other machines that hand outputs back through the server's upload path, and
+progress events over Redis pub/sub, are still to come (issue 4).
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
+from sync.db import Index
+from sync.workspace import Workspace
 from tasks.broker import install
+from tasks.runner import Runtime, make_actors
+from tasks.store import TaskStore
 
 broker = install(os.environ.get("STUDIO_BROKER_URL") or None)
+_index = Index(Path(os.environ.get("STUDIO_DATA_DIR", "data/runtime")).resolve() / "studio.db")
+_workspace = Workspace(Path(os.environ.get("WORKSPACE_ROOT", "data/runtime/workspace")))
+
+
+def _project_root(project_id: str) -> Path | None:
+    row = _index.db.execute(
+        "SELECT path FROM projects WHERE id = ? AND deleted_at IS NULL", [project_id]
+    ).fetchone()
+    return _workspace.path_of(row[0]) if row else None
+
+
+def _publish(event: dict[str, Any]) -> None:
+    return None  # the task row holds the state; live events from remote workers come with Redis pub/sub
+
+
+_runtime = Runtime(
+    TaskStore(_index),
+    _project_root,
+    Path(os.environ.get("STUDIO_MODELS_DIR", "data/runtime/models")).resolve(),
+    _publish,
+)
+actors = make_actors(broker, lambda: _runtime)

@@ -72,6 +72,7 @@ def test_a_second_person_gets_nothing_of_the_first(
         "/api/projects/bulk": {"action": "export", "ids": ["{project_id}"]},
         "/api/projects/{project_id:uuid}/members": {"email": mallory.user["email"], "role": "owner"},
         "/api/projects/{project_id:uuid}": {"name": "pwned", "archived": True},
+        "/api/projects/{project_id:uuid}/tasks": {"kind": "project.export", "params": {}},
     }
     # Signing out or erasing Mallory would end the walk early: those come last.
     routes = sorted(

@@ -1,0 +1,113 @@
+"""Task routes: the kinds, enqueueing from a project, status, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from pydantic import BaseModel, Field, ValidationError
+
+from app.accounts.service import User
+from app.deps import Services, require_user
+from app.problems import Problem
+from app.projects.access import project_for
+from tasks.kinds import KINDS
+from tasks.runner import event
+from tasks.store import FINISHED
+
+MAX_WAITING_PER_USER = 20
+
+
+class TaskIn(BaseModel):
+    kind: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    node_id: str | None = Field(None, max_length=200)
+    priority: int = Field(0, ge=-10, le=10)
+
+
+def task_for(svc: Services, user: User, task_id: str, need: str = "viewer") -> dict[str, Any]:
+    task = svc.tasks.get(task_id)
+    if task is None:
+        raise Problem(404, f"There is no task {task_id}.", slug="task-not-found")
+    try:
+        project_for(svc.studio.index, user, task["project_id"], need)
+    except Problem as exc:
+        if exc.status_code == 404:
+            raise Problem(404, f"There is no task {task_id}.", slug="task-not-found") from None
+        raise
+    return task
+
+
+class TaskController(Controller):
+    path = "/api"
+    tags = ["tasks"]
+    guards = [require_user]
+
+    @get("/task-kinds", sync_to_thread=False)
+    def kinds(self) -> list[dict[str, Any]]:
+        return [
+            {"kind": k.kind, "queue": k.queue, "description": k.description,
+             "params_schema": k.params.model_json_schema()}
+            for k in KINDS.values()
+        ]  # fmt: skip
+
+    @post("/projects/{project_id:uuid}/tasks", status_code=HTTP_202_ACCEPTED, sync_to_thread=False)
+    def enqueue(self, request: Request[Any, Any, Any], project_id: UUID, data: TaskIn, user: User,
+                svc: Services) -> dict[str, Any]:  # fmt: skip
+        pid = str(project_id)
+        project_for(svc.studio.index, user, pid, "editor")
+        kind = KINDS.get(data.kind)
+        if kind is None:
+            raise Problem(422, f"There is no task kind '{data.kind}'; GET /api/task-kinds lists them.",
+                          errors=[{"field": "kind", "message": "unknown kind"}])  # fmt: skip
+        try:
+            params = kind.params.model_validate(data.params)
+        except ValidationError as exc:
+            errors = [
+                {"field": "params." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()
+            ]
+            raise Problem(422, "The parameters are invalid — " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                          errors=errors) from None  # fmt: skip
+        waiting = svc.studio.index.db.execute(
+            "SELECT COUNT(*) FROM tasks WHERE requester_id = ? AND state IN ('queued', 'running')", [user.id]
+        ).fetchone()[0]
+        if waiting >= MAX_WAITING_PER_USER:
+            raise Problem(429, f"You have {waiting} tasks waiting or running; the limit is {MAX_WAITING_PER_USER}. "
+                          "Wait for some to finish or cancel some.", slug="too-many-tasks")  # fmt: skip
+        task = svc.tasks.create(project_id=pid, kind=kind.kind, queue=kind.queue, params=params.model_dump(),
+                                node_id=data.node_id, requester_id=user.id, priority=data.priority,
+                                size_key=kind.size_key(params))  # fmt: skip
+        request.app.state.events.publish(event("queued", task))
+        request.app.state.send_task(task)
+        return task
+
+    @get("/projects/{project_id:uuid}/tasks", sync_to_thread=False)
+    def project_tasks(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+        pid = str(project_id)
+        project_for(svc.studio.index, user, pid)
+        rows = svc.studio.index.db.execute(
+            "SELECT id FROM tasks WHERE project_id = ? ORDER BY created_at DESC LIMIT 100", [pid]
+        ).fetchall()
+        return [t for r in rows if (t := svc.tasks.get(r[0])) is not None]
+
+    @get("/tasks/{task_id:str}", sync_to_thread=False)
+    def get_task(self, task_id: str, user: User, svc: Services) -> dict[str, Any]:
+        return task_for(svc, user, task_id)
+
+    @post("/tasks/{task_id:str}/cancel", status_code=HTTP_200_OK, sync_to_thread=False)
+    def cancel(
+        self, request: Request[Any, Any, Any], task_id: str, user: User, svc: Services
+    ) -> dict[str, Any]:
+        task = task_for(svc, user, task_id, "editor")
+        if task["state"] in FINISHED:
+            raise Problem(
+                409, f"The task has already {task['state']}; there is nothing to cancel.", slug="finished"
+            )
+        state = svc.tasks.request_cancel(task_id)
+        task = svc.tasks.get(task_id) or task
+        if state == "cancelled":
+            request.app.state.events.publish(event("cancelled", task))
+        return task
