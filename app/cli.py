@@ -72,22 +72,21 @@ def _worker(args: argparse.Namespace) -> int:
         )
         return 2
     from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
-    return int(
-        dramatiq_main(  # type: ignore[no-untyped-call]
-            [
-                "--processes",
-                str(args.processes),
-                "--threads",
-                str(args.threads),
-                "--queues",
-                *queues,
-                "--",
-                "tasks.worker_entry",
-            ]
-        )
+    options = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
+        [
+            "tasks.worker_entry",
+            "--processes",
+            str(args.processes),
+            "--threads",
+            str(args.threads),
+            "--queues",
+            *queues,
+        ]
     )
+    return int(dramatiq_main(options))  # type: ignore[no-untyped-call]
 
 
 def _new_project(args: argparse.Namespace) -> int:

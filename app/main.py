@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from app.system import health, templates
 from app.tasks_api import TaskController
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
-from tasks.broker import build_broker
+from tasks.broker import build_broker, relay_events
 from tasks.runner import Runtime, make_actors
 from tasks.store import TaskStore
 
@@ -97,6 +98,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                             dramatiq.Worker(broker, queues={"cpu"}, worker_threads=2, worker_timeout=100)])  # fmt: skip
             for worker in workers:
                 worker.start()
+        if settings.broker_url:
+            # Separate `studio worker` processes publish their events on Redis; relay them.
+            app.state.relay_stop = threading.Event()
+            relay_events(settings.broker_url, hub.publish, app.state.relay_stop)
         for task_id in waiting:
             task = task_store.get(task_id)
             if task is not None:
@@ -124,6 +129,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.watching.cancel()
         for worker in workers:
             await asyncio.to_thread(worker.stop, 5000)
+        if getattr(app.state, "relay_stop", None) is not None:
+            app.state.relay_stop.set()
         await rooms.close()  # flush every edited document to Git and say goodbye to peers
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

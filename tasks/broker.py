@@ -7,7 +7,14 @@ workers on (the embedded default for one machine).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
@@ -20,6 +27,44 @@ def build_broker(url: str | None) -> dramatiq.Broker:
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
+
+
+EVENTS_CHANNEL = "studio:events"
+
+
+def redis_publisher(url: str) -> Callable[[dict[str, Any]], None]:
+    """Publish task events to Redis pub/sub, where every server process relays them to /events."""
+    client = redis.Redis.from_url(url)
+
+    def publish(event: dict[str, Any]) -> None:
+        # If Redis is away the task row still holds the state; the next event carries it again.
+        with contextlib.suppress(redis.RedisError):
+            client.publish(EVENTS_CHANNEL, json.dumps(event, default=str))
+
+    return publish
+
+
+def relay_events(
+    url: str, deliver: Callable[[dict[str, Any]], None], stop: threading.Event
+) -> threading.Thread:
+    """A thread that hands every event published on Redis to ``deliver`` until ``stop`` is set;
+    it reconnects when Redis goes away and comes back."""
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(EVENTS_CHANNEL)
+                while not stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message and message.get("type") == "message":
+                        deliver(json.loads(message["data"]))
+            except (redis.RedisError, OSError, ValueError):
+                stop.wait(1.0)
+
+    thread = threading.Thread(target=run, name="studio-events-relay", daemon=True)
+    thread.start()
+    return thread
 
 
 def install(url: str | None) -> dramatiq.Broker:

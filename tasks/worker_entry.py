@@ -1,8 +1,8 @@
 """What ``studio worker`` hands to Dramatiq: the configured broker, then the actors.
 
-These workers share the server's data folder and workspace (one machine, or a shared volume).
-Workers on other machines that hand outputs back through the server's upload path, and
-progress events over Redis pub/sub, are still to come (issue 4).
+These workers share the server's data folder and workspace (one machine, or a shared volume);
+their events reach the servers over Redis pub/sub. Workers on other machines that hand outputs
+back through the server's upload path are still to come (issue 4).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from sync.db import Index
 from sync.workspace import Workspace
-from tasks.broker import install
+from tasks.broker import install, redis_publisher
 from tasks.runner import Runtime, make_actors
 from tasks.store import TaskStore
 
-broker = install(os.environ.get("STUDIO_BROKER_URL") or None)
+broker = install(os.environ.get("STUDIO_BROKER_URL") or None)  # first, before any actor exists
 _index = Index(Path(os.environ.get("STUDIO_DATA_DIR", "data/runtime")).resolve() / "studio.db")
 _workspace = Workspace(Path(os.environ.get("WORKSPACE_ROOT", "data/runtime/workspace")))
 
@@ -29,14 +29,15 @@ def _project_root(project_id: str) -> Path | None:
     return _workspace.path_of(row[0]) if row else None
 
 
-def _publish(event: dict[str, Any]) -> None:
-    return None  # the task row holds the state; live events from remote workers come with Redis pub/sub
+def _no_events(event: dict[str, Any]) -> None:
+    return None
 
 
+_url = os.environ.get("STUDIO_BROKER_URL") or None
 _runtime = Runtime(
     TaskStore(_index),
     _project_root,
     Path(os.environ.get("STUDIO_MODELS_DIR", "data/runtime/models")).resolve(),
-    _publish,
+    redis_publisher(_url) if _url else _no_events,
 )
 actors = make_actors(broker, lambda: _runtime)

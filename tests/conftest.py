@@ -109,8 +109,9 @@ def start_server(
     """A real ``studio serve`` (Granian) in its own process group, on ``port`` (or a free one),
     over ``tmp/data`` and ``tmp/workspace``; returns once /api/health answers."""
     port = port or free_port()
+    inherited = {k: v for k, v in os.environ.items() if k != "STUDIO_BROKER_URL"}  # embedded unless asked
     environ = {
-        **os.environ,
+        **inherited,
         "STUDIO_DATA_DIR": str(tmp / "data"),
         "WORKSPACE_ROOT": str(tmp / "workspace"),
         "HOST": "127.0.0.1",
@@ -118,7 +119,6 @@ def start_server(
         "STUDIO_LOG_FORMAT": "json",
         **env,
     }
-    environ.pop("STUDIO_BROKER_URL", None)
     with open(tmp / log_name, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve"],
@@ -193,3 +193,26 @@ def git(repo: Path, *args: str) -> str:
     """Run the real git CLI in ``repo`` and return its stdout."""
     out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
     return out.stdout
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own on a free port (`make test` installs redis-server)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not installed: `make test` installs it (scripts/setup.sh system)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
