@@ -60,6 +60,7 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     logging.getLogger("granian.access").disabled = True
     # httpx logs whole URLs (query strings included) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "2 changes detected" on every save
 
 
 _access_level = logging.INFO
