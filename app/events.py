@@ -14,9 +14,8 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 
-from app.deps import Services
+from app.sync_socket import accept_signed_in
 from sync.db import Index
-from sync.protocol import Close
 
 QUEUE_LIMIT = 1000
 
@@ -59,14 +58,9 @@ class EventHub:
 
 @websocket("/events", name="events")
 async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
-    from app.sync_socket import refuse
-
-    svc: Services = socket.app.state.services
     hub: EventHub = socket.app.state.events
-    await socket.accept()
-    user = svc.accounts.authenticate(socket.query_params.get("token", ""))
+    user = await accept_signed_in(socket)
     if user is None:
-        await refuse(socket, Close.UNAUTHENTICATED, "sign in first: pass ?token=")
         return
     sub = Subscriber(user.id)
     hub.subscribers.add(sub)

@@ -15,6 +15,7 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from app.accounts.service import User
 from app.deps import Services
 from app.logs import get_logger
 from sync.protocol import MAX_FRAME_BYTES, Close, ProtocolError
@@ -73,13 +74,21 @@ async def _drain(socket: WebSocket[Any, Any, Any], quiet_s: float, limit_s: floa
                     return
 
 
-@websocket("/sync/{project_id:str}", name="sync")
-async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: str) -> None:
+async def accept_signed_in(socket: WebSocket[Any, Any, Any]) -> User | None:
+    """Accept the socket and return who ``?token=`` belongs to; None after closing with 4401."""
     svc: Services = socket.app.state.services
     await socket.accept()
     user = svc.accounts.authenticate(socket.query_params.get("token", ""))
     if user is None:
         await refuse(socket, Close.UNAUTHENTICATED, "sign in first: pass ?token=")
+    return user
+
+
+@websocket("/sync/{project_id:str}", name="sync")
+async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: str) -> None:
+    svc: Services = socket.app.state.services
+    user = await accept_signed_in(socket)
+    if user is None:
         return
     row = svc.studio.index.db.execute(
         "SELECT p.deleted_at, (SELECT role FROM members m WHERE m.project_id = p.id AND m.user_id = ?) "
