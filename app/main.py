@@ -9,11 +9,13 @@ import ctypes
 import ctypes.util
 import gc
 import hashlib
+import json
 import os
 import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     task_store = TaskStore(studio.index)
     hub = EventHub(studio.index)
     broker = build_broker(settings.broker_url)
-    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, hub.publish)
+    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, task_events(studio, hub))
     actors = make_actors(broker, lambda: runtime)
     workers: list[dramatiq.Worker] = []
     index_commit = rooms.materializer.on_commit
@@ -101,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.broker_url:
             # Separate `studio worker` processes publish their events on Redis; relay them.
             app.state.relay_stop = threading.Event()
-            relay_events(settings.broker_url, hub.publish, app.state.relay_stop)
+            relay_events(settings.broker_url, runtime.publish, app.state.relay_stop)
         for task_id in waiting:
             task = task_store.get(task_id)
             if task is not None:
@@ -184,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_auth=settings.rate_limit_auth,
     )
     app.state.events = hub
+    app.state.publish_task = runtime.publish
     app.state.send_task = send_task
     app.state.services = Services(
         studio=studio,
@@ -195,6 +198,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app
+
+
+TASK_WORDS = {"succeeded": "finished", "failed": "failed", "cancelled": "was cancelled"}
+
+
+def task_events(studio: Studio, hub: EventHub) -> Callable[[dict[str, Any]], None]:
+    """Task events go to /events; how each task ended also goes to the project's activity."""
+
+    def publish(event: dict[str, Any]) -> None:
+        hub.publish(event)
+        task = event["task"]
+        ended = event["type"].removeprefix("task.")
+        if ended in TASK_WORDS:
+            summary = f"{task['kind']} {TASK_WORDS[ended]}" + (
+                f": {task['error']}" if ended == "failed" else ""
+            )
+            studio.index.db.execute(
+                "INSERT INTO activity(project_id, time, user_id, user_name, kind, summary, detail) "
+                "VALUES (?, ?, ?, COALESCE((SELECT name FROM users WHERE id = ?), 'studio'), ?, ?, ?)",
+                [task["project_id"], task["finished_at"] or "", task["requester_id"], task["requester_id"],
+                 event["type"], summary, json.dumps({"task": task["id"], "outputs": task["outputs"]})],
+            )  # fmt: skip
+
+    return publish
 
 
 def _die_with_parent() -> None:

@@ -80,7 +80,7 @@ class TaskController(Controller):
         task = svc.tasks.create(project_id=pid, kind=kind.kind, queue=kind.queue, params=params.model_dump(),
                                 node_id=data.node_id, requester_id=user.id, priority=data.priority,
                                 size_key=kind.size_key(params))  # fmt: skip
-        request.app.state.events.publish(event("queued", task))
+        request.app.state.publish_task(event("queued", task))
         request.app.state.send_task(task)
         return task
 
@@ -109,5 +109,5 @@ class TaskController(Controller):
         state = svc.tasks.request_cancel(task_id)
         task = svc.tasks.get(task_id) or task
         if state == "cancelled":
-            request.app.state.events.publish(event("cancelled", task))
+            request.app.state.publish_task(event("cancelled", task))
         return task

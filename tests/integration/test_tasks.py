@@ -82,6 +82,10 @@ def test_export_task_runs_with_events_from_queued_to_succeeded(live_server: Live
     assert task["outputs"][0]["path"].startswith("06_Exports/")
     assert task["outputs"][0]["path"].endswith(".zip")
     assert task["outputs"][0]["size"] > 0
+    activity = httpx.get(f"{live_server.url}/api/projects/{pid}/activity", headers=h).json()
+    assert activity[0]["kind"] == "task.succeeded"
+    assert activity[0]["summary"] == "project.export finished"
+    assert activity[0]["detail"]["task"] == task["id"]
 
 
 def test_storyboard_of_a_sample_scene_makes_a_png_and_a_pdf(live_server: LiveServer) -> None:
