@@ -14,6 +14,7 @@ from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from tasks.kinds import KINDS
+from tasks.models import find_models
 from tasks.runner import event
 from tasks.store import FINISHED
 
@@ -52,6 +53,11 @@ class TaskController(Controller):
              "params_schema": k.params.model_json_schema()}
             for k in KINDS.values()
         ]  # fmt: skip
+
+    @get("/models", sync_to_thread=True)
+    def models(self, svc: Services) -> list[dict[str, Any]]:
+        """The generation models found under STUDIO_MODELS_DIR."""
+        return find_models(svc.studio.settings.models_dir)
 
     @post("/projects/{project_id:uuid}/tasks", status_code=HTTP_202_ACCEPTED, sync_to_thread=False)
     def enqueue(self, request: Request[Any, Any, Any], project_id: UUID, data: TaskIn, user: User,

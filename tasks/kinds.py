@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sync import repo
 from sync.model import files_to_state
 from sync.workspace import zip_tree
+from tasks.models import find_models
 
 
 class TaskFailed(Exception):
@@ -75,7 +76,7 @@ class DiffusionParams(BaseModel):
 
 
 def run_diffusion(ctx: Context, params: DiffusionParams) -> None:
-    models = sorted(p.name for p in ctx.models_dir.iterdir()) if ctx.models_dir.is_dir() else []
+    models = [m["id"] for m in find_models(ctx.models_dir)]
     if not models:
         raise TaskFailed(
             f"No generation models were found in {ctx.models_dir}. Put a diffusers model folder or a "

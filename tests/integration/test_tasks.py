@@ -166,3 +166,25 @@ def test_tasks_of_other_people_are_invisible(live_server: LiveServer) -> None:
     assert httpx.post(f"{live_server.url}/api/tasks/{task_id}/cancel", headers=stranger).status_code == 404
     assert httpx.post(f"{live_server.url}/api/projects/{pid}/tasks", headers=stranger,
                       json={"kind": "project.export", "params": {}}).status_code == 404  # fmt: skip
+
+
+def test_models_lists_diffusers_folders_and_checkpoints(tmp_path: Any) -> None:
+    from litestar.testing import TestClient
+
+    from app.main import create_app
+    from tests.conftest import BASE, make_settings
+
+    models = tmp_path / "models"
+    (models / "tiny-sd").mkdir(parents=True)
+    (models / "tiny-sd" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    (models / "dreamlike.safetensors").write_bytes(b"\0" * 64)
+    (models / "notes.txt").write_text("not a model")
+    (models / "empty-folder").mkdir()
+    with TestClient(create_app(make_settings(tmp_path, STUDIO_MODELS_DIR=models)), base_url=BASE) as c:
+        h = {"Authorization": f"Bearer {c.post('/api/auth/guest').json()['token']}"}
+        found = c.get("/api/models", headers=h).json()
+    assert [(m["id"], m["kind"], m["pipeline"]) for m in found] == [
+        ("dreamlike.safetensors", "checkpoint", "single-file"),
+        ("tiny-sd", "diffusers", "StableDiffusionPipeline"),
+    ]
+    assert found[0]["size"] == 64
