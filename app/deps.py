@@ -32,6 +32,15 @@ async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     connection.state.user = _authenticate(connection)
 
 
+async def require_member(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for routes under a project: strangers get the project's 404 before any body is read."""
+    from app.projects.access import project_for
+
+    user = connection.state.user if getattr(connection.state, "user", None) else _authenticate(connection)
+    connection.state.user = user
+    project_for(connection.app.state.services.studio.index, user, str(connection.path_params["project_id"]))
+
+
 def provide_user(request: Request[Any, Any, Any]) -> User:
     """The signed-in user (set by :func:`require_user`); 401 when the token is missing or revoked."""
     user: User | None = getattr(request.state, "user", None)

@@ -31,6 +31,7 @@ from litestar.static_files import create_static_files_router
 from app import logs
 from app.accounts.controllers import AuthController, MeController
 from app.accounts.service import Accounts
+from app.assets import AssetController
 from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.events import EventHub, events_socket
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             sync_socket,
             events_socket,
             TaskController,
+            AssetController,
             AuthController,
             MeController,
             ProjectController,
@@ -241,7 +243,7 @@ def _allow_large_uploads(app: Litestar, limit: int) -> None:
     # Imports carry whole projects: they get the upload limit, not the JSON body limit.
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            if getattr(handler, "name", None) == "import_project" or handler.handler_name == "import_project":
+            if handler.handler_name in ("import_project", "upload_asset"):
                 handler.request_max_body_size = limit
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pygit2
 
+from sync import lfs
+
 DEFAULT_BRANCH = "main"
 
 
@@ -41,6 +43,7 @@ class Commit:
 def init(root: Path) -> pygit2.Repository:
     """Initialise a repository in ``root`` with ``main`` as its branch."""
     repo = pygit2.init_repository(str(root), initial_head=DEFAULT_BRANCH)
+    lfs.configure(repo)
     return repo
 
 
@@ -52,6 +55,7 @@ def commit_all(
     index = repo.index
     index.add_all()
     index.write()
+    lfs.swap_for_pointers(repo, root)  # media as LFS pointers (pygit2 runs no clean filter)
     tree = index.write_tree()
     parents: list[pygit2.Oid] = []
     if not repo.head_is_unborn:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from sync import repo
+from sync.lfs import LFS_PATTERNS
 from sync.model import MANIFEST, State, files_to_state, state_to_files
 from sync.naming import folder_name, with_suffix
 
@@ -32,24 +33,6 @@ PROJECT_FOLDERS = (
     "06_Exports",
 )
 IGNORED_FOLDERS = ("05_Cache", "06_Exports")
-LFS_PATTERNS = (
-    "*.mp4",
-    "*.mov",
-    "*.webm",
-    "*.png",
-    "*.jpg",
-    "*.jpeg",
-    "*.webp",
-    "*.exr",
-    "*.tif",
-    "*.tiff",
-    "*.wav",
-    "*.mp3",
-    "*.flac",
-    "*.safetensors",
-    "*.ckpt",
-    "*.pt",
-)
 GITIGNORE = "".join(f"{folder}/\n" for folder in IGNORED_FOLDERS)
 GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS)
 ZIP_MAX_MEMBERS = 20_000

@@ -1,0 +1,108 @@
+"""Uploads are committed as Git LFS objects that the real git-lfs tools accept."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.conftest import LiveServer, git, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = start_server(
+        tmp_path_factory.mktemp("assets"), STUDIO_RATE_LIMIT_AUTH="1000", STUDIO_SEED_SAMPLES="false"
+    )
+    yield s
+    stop_server(s)
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_an_uploaded_image_is_an_lfs_object_in_a_clean_repository(server: LiveServer, tmp_path: Path) -> None:
+    guest = httpx.post(f"{server.url}/api/auth/guest").json()
+    h = {"Authorization": f"Bearer {guest['token']}"}
+    project = httpx.post(f"{server.url}/api/projects", headers=h, json={"name": "Media"}).json()
+    data = png((10, 200, 30))
+    r = httpx.post(f"{server.url}/api/projects/{project['id']}/assets", headers=h,
+                   files={"file": ("../Hero Shot.PNG", data, "image/png")}, data={"folder": "Characters"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    asset = r.json()
+    assert set(asset) == {"id", "name", "kind", "path", "sha256", "size"}
+    assert asset["path"] == "01_Assets/Generative_Assets/Characters/Hero_Shot.png"
+    assert (asset["kind"], asset["size"], asset["sha256"]) == (
+        "image",
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+    )
+
+    root = server.workspace / project["path"]
+    assert (root / asset["path"]).read_bytes() == data
+    assert "Upload Hero_Shot.png" in git(root, "log", "-1", "--format=%s")
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "show", f"HEAD:{asset['path']}").startswith("version https://git-lfs.github.com/spec/v1")
+    assert asset["path"] in git(root, "lfs", "ls-files", "--name-only")
+    git(root, "lfs", "fsck")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True, capture_output=True)
+    assert (clone / asset["path"]).read_bytes() == data  # git-lfs checked the real image out
+
+    download = httpx.get(f"{server.url}/api/projects/{project['id']}/assets/{asset['id']}/file", headers=h)
+    assert download.status_code == 200
+    assert download.content == data
+    assert download.headers["etag"] == f'"{asset["sha256"]}"'
+    listed = httpx.get(f"{server.url}/api/projects/{project['id']}/assets", headers=h).json()
+    assert [a["id"] for a in listed] == [asset["id"]]
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        tasks = httpx.get(f"{server.url}/api/projects/{project['id']}/tasks", headers=h).json()
+        if tasks and tasks[0]["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.1)
+    assert tasks[0]["kind"] == "asset.thumbnail"
+    assert tasks[0]["state"] == "succeeded", tasks[0]["error"]
+    thumb = root / tasks[0]["outputs"][0]["path"]
+    assert Image.open(thumb).size == (64, 48)
+
+
+def test_viewers_and_strangers_cannot_upload(server: LiveServer) -> None:
+    def account(name: str) -> dict[str, Any]:
+        body = {"email": f"{name}@assets.example.org", "password": "long enough secret", "name": name}
+        return dict(httpx.post(f"{server.url}/api/auth/register", json=body).json())
+
+    owner, viewer, stranger = account("owner"), account("viewer"), account("stranger")
+    ho = {"Authorization": f"Bearer {owner['token']}"}
+    pid = httpx.post(f"{server.url}/api/projects", headers=ho, json={"name": "Guarded"}).json()["id"]
+    httpx.post(f"{server.url}/api/projects/{pid}/members", headers=ho,
+               json={"email": "viewer@assets.example.org", "role": "viewer"})  # fmt: skip
+    files = {"file": ("x.png", png((1, 2, 3)), "image/png")}
+    r = httpx.post(
+        f"{server.url}/api/projects/{pid}/assets",
+        headers={"Authorization": f"Bearer {viewer['token']}"},
+        files=files,
+    )
+    assert r.status_code == 403
+    r = httpx.post(
+        f"{server.url}/api/projects/{pid}/assets",
+        headers={"Authorization": f"Bearer {stranger['token']}"},
+        files=files,
+    )
+    assert r.status_code == 404
+    r = httpx.post(
+        f"{server.url}/api/projects/{pid}/assets", headers=ho, files={"folder": (None, "Characters")}
+    )
+    assert r.status_code == 422
+    assert "multipart field 'file'" in r.json()["detail"]
