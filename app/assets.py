@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from uuid import UUID
@@ -13,7 +14,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
-from litestar.response import File
+from litestar.response import File, Response, Stream
 from litestar.status_codes import HTTP_201_CREATED
 
 from app.accounts.service import User
@@ -100,7 +101,10 @@ class AssetController(Controller):
         return sorted(doc_to_state(room.doc)["assets"].values(), key=lambda a: a.get("created", ""))
 
     @get("/{asset_id:str}/file")
-    async def asset_file(self, project_id: UUID, asset_id: str, user: User, svc: Services) -> File:
+    async def asset_file(
+        self, request: Request[Any, Any, Any], project_id: UUID, asset_id: str, user: User, svc: Services
+    ) -> Response[Any]:
+        """The asset's bytes; honours single-range requests (``Range: bytes=a-b``) for video players."""
         pid = str(project_id)
         _, rel = project_for(svc.studio.index, user, pid)
         room = await svc.rooms.get(pid)
@@ -109,7 +113,52 @@ class AssetController(Controller):
         path = (root / asset["path"]).resolve() if asset else None
         if asset is None or path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
             raise Problem(404, "There is no such asset in this project.")
-        return File(path, filename=asset["name"], etag=None, headers={"ETag": f'"{asset["sha256"]}"'})
+        etag = f'"{asset["sha256"]}"'
+        size = path.stat().st_size
+        headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", status_code=304, headers=headers)
+        wanted = request.headers.get("range")
+        if not wanted:
+            return File(path, filename=asset["name"], etag=None, headers=headers)
+        span = _parse_range(wanted, size)
+        if span is None:
+            return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        start, end = span
+        return Stream(
+            _chunks(path, start, end), status_code=206, media_type="application/octet-stream",
+            headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)},
+        )  # fmt: skip
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` (one range) as inclusive offsets; None if unsatisfiable."""
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec or "-" not in spec:
+        return None
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            start, end = max(0, size - length), size - 1
+        else:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        return None
+    return (start, end) if 0 <= start <= end < size else None
+
+
+async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+    left = end - start + 1
+    with open(path, "rb") as fh:  # noqa: ASYNC230 - a local file read in 256 KiB steps
+        fh.seek(start)
+        while left > 0:
+            chunk = fh.read(min(left, 256 * 1024))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
 
 def _save(upload: UploadFile, target: Path) -> tuple[str, int]:

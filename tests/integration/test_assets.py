@@ -63,6 +63,20 @@ def test_an_uploaded_image_is_an_lfs_object_in_a_clean_repository(server: LiveSe
     assert download.status_code == 200
     assert download.content == data
     assert download.headers["etag"] == f'"{asset["sha256"]}"'
+    part = httpx.get(f"{server.url}/api/projects/{project['id']}/assets/{asset['id']}/file",
+                     headers={**h, "Range": "bytes=10-19"})  # fmt: skip
+    assert part.status_code == 206
+    assert part.content == data[10:20]
+    assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    tail = httpx.get(f"{server.url}/api/projects/{project['id']}/assets/{asset['id']}/file",
+                     headers={**h, "Range": "bytes=-5"})  # fmt: skip
+    assert tail.content == data[-5:]
+    beyond = httpx.get(f"{server.url}/api/projects/{project['id']}/assets/{asset['id']}/file",
+                       headers={**h, "Range": f"bytes={len(data) + 5}-"})  # fmt: skip
+    assert beyond.status_code == 416
+    cached = httpx.get(f"{server.url}/api/projects/{project['id']}/assets/{asset['id']}/file",
+                       headers={**h, "If-None-Match": download.headers["etag"]})  # fmt: skip
+    assert cached.status_code == 304
     listed = httpx.get(f"{server.url}/api/projects/{project['id']}/assets", headers=h).json()
     assert [a["id"] for a in listed] == [asset["id"]]
 
