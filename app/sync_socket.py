@@ -25,30 +25,40 @@ log = get_logger("app.sync")
 
 
 class SocketChannel:
+    """A Litestar WebSocket as a room's channel, and the frames it receives."""
+
     def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
         self.socket = socket
+        self.reading = False
 
     async def send(self, data: bytes) -> None:
         await self.socket.send_bytes(data)
 
     async def close(self, code: int, reason: str) -> None:
-        await refuse(self.socket, code, reason[:120])
+        if self.reading:
+            # The frame loop is waiting on this socket: it receives the disconnect itself.
+            with contextlib.suppress(Exception):
+                await self.socket.close(code=code, reason=reason[:120])
+        else:
+            await refuse(self.socket, code, reason[:120])
 
-
-async def frames(socket: WebSocket[Any, Any, Any]) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            message = await socket.receive()
-        except WebSocketDisconnect:
-            return
-        if message["type"] == "websocket.disconnect":
-            return
-        data: bytes | None = message.get("bytes")  # type: ignore[assignment]
-        if data is None:
-            raise ProtocolError("text frames are not part of the protocol: send binary frames")
-        if len(data) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"frame of {len(data)} bytes is over the limit", Close.TOO_LARGE)
-        yield data
+    async def frames(self) -> AsyncIterator[bytes]:
+        while True:
+            self.reading = True
+            try:
+                message = await self.socket.receive()
+            except WebSocketDisconnect:
+                return
+            finally:
+                self.reading = False
+            if message["type"] == "websocket.disconnect":
+                return
+            data: bytes | None = message.get("bytes")  # type: ignore[assignment]
+            if data is None:
+                raise ProtocolError("text frames are not part of the protocol: send binary frames")
+            if len(data) > MAX_FRAME_BYTES:
+                raise ProtocolError(f"frame of {len(data)} bytes is over the limit", Close.TOO_LARGE)
+            yield data
 
 
 async def refuse(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> None:
@@ -104,4 +114,5 @@ async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: str) -> None
     room = await svc.rooms.get(project_id)
     who = Who(user_id=user.id, name=user.name, can_write=row[1] in ("owner", "editor"))
     log.info("sync_joined", project_id=project_id, user_id=user.id, role=row[1])
-    await room.serve(SocketChannel(socket), who, frames(socket))
+    channel = SocketChannel(socket)
+    await room.serve(channel, who, channel.frames())

@@ -54,6 +54,8 @@ class Peer:
     tokens: float = AWARENESS_BURST
     last_refill: float = field(default_factory=time.monotonic)
     closed: bool = False
+    task: asyncio.Task[Any] | None = None
+    kick: tuple[int, str] | None = None
 
     def take_awareness_token(self) -> bool:
         now = time.monotonic()
@@ -170,7 +172,7 @@ class Room:
 
     async def serve(self, channel: Channel, who: Who, frames: AsyncIterator[bytes]) -> None:
         """Run one peer until its frames end or it is refused."""
-        peer = Peer(channel, who)
+        peer = Peer(channel, who, task=asyncio.current_task())
         writer = asyncio.get_running_loop().create_task(self._write(peer))
         self.peers.add(peer)
         self.last_active = time.monotonic()
@@ -186,6 +188,14 @@ class Room:
         except ProtocolError as exc:
             log.warning("peer_refused project=%s user=%s reason=%s", self.project_id, who.user_id, exc)
             await self._close(peer, exc.code, str(exc))
+        except asyncio.CancelledError:
+            if peer.kick is None:
+                raise
+            # Kicked out (see _kick): the read was interrupted, so closing cannot race it.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self._close(peer, *peer.kick)
         finally:
             self.peers.discard(peer)
             self._forget_awareness(peer)
@@ -349,10 +359,7 @@ class Room:
             peer.outbox.put_nowait(frame)
         except asyncio.QueueFull:
             # A peer that cannot keep up is dropped; it resyncs when it reconnects.
-            peer.closed = True
-            asyncio.get_running_loop().create_task(
-                self._close(peer, Close.SLOW_CONSUMER, "too slow to keep up")
-            )
+            self._kick(peer, Close.SLOW_CONSUMER, "too slow to keep up")
 
     async def _write(self, peer: Peer) -> None:
         try:
@@ -372,6 +379,20 @@ class Room:
         except Exception:  # already gone
             log.debug("close_failed project=%s", self.project_id)
 
+    def _kick(self, peer: Peer, code: int, reason: str) -> None:
+        """Close a peer from outside its own task: interrupt its read, and its task closes it.
+
+        Closing a socket while another coroutine waits on its receive blocks (Granian), so the
+        peer's task is cancelled with the reason attached and closes the socket itself."""
+        peer.closed = True
+        peer.kick = (code, reason)
+        if peer.task is not None and peer.task is not asyncio.current_task():
+            peer.task.cancel()
+
     async def close_all(self, code: int = Close.GOING_AWAY, reason: str = "server shutting down") -> None:
-        for peer in list(self.peers):
-            await self._close(peer, code, reason)
+        peers = list(self.peers)
+        for peer in peers:
+            self._kick(peer, code, reason)
+        tasks = [p.task for p in peers if p.task is not None and p.task is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)

@@ -153,6 +153,21 @@ class Rooms:
                 dirty.task.cancel()
             await self.flush(project_id)
 
+    async def evict(
+        self, project_id: str, code: int = 4404, reason: str = "the project was moved to the trash"
+    ) -> None:
+        """Commit what the room holds, close its peers with ``code`` and forget it (a trashed project)."""
+        dirty = self._dirty.pop(project_id, None)
+        if dirty is not None and dirty.task is not None:
+            dirty.task.cancel()
+        room = self.rooms.get(project_id)
+        if room is None:
+            return
+        await self.flush(project_id)
+        await room.close_all(code, reason)
+        self.rooms.pop(project_id, None)
+        self._loading.pop(project_id, None)
+
     # -- memory -----------------------------------------------------------------------------------
 
     async def _sweep(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
@@ -78,15 +79,16 @@ class MeController(Controller):
 
     @delete(
         "/",
-        sync_to_thread=True,
         status_code=HTTP_204_NO_CONTENT,
         summary="Delete your account; projects you alone own go to the trash",
     )
-    def erase(
+    async def erase(
         self,
         request: Request[Any, Any, Any],
         user: User,
         svc: Services,
     ) -> None:
-        trashed = svc.projects.forget_user(user)
-        svc.accounts.delete_account(user, client_ip(request), trashed)
+        for project_id in svc.projects.sole_owned(user):
+            await svc.rooms.evict(project_id)  # commit and close live rooms before their folders move
+        trashed = await asyncio.to_thread(svc.projects.forget_user, user)
+        await asyncio.to_thread(svc.accounts.delete_account, user, client_ip(request), trashed)

@@ -60,6 +60,14 @@ def _file(path: Any, filename: str, media_type: str) -> File:
     )
 
 
+async def trash(svc: Services, user: User, project_id: str) -> None:
+    """Trash a project: its live room commits what it holds and closes its peers (4404) first, so no
+    late write lands in a folder that has moved."""
+    project_for(svc.studio.index, user, project_id, "owner")
+    await svc.rooms.evict(project_id)
+    await asyncio.to_thread(svc.projects.delete, user, project_id)
+
+
 class ProjectController(Controller):
     path = "/api/projects"
     tags = ["projects"]
@@ -93,19 +101,21 @@ class ProjectController(Controller):
     def trash(self, user: User, svc: Services) -> list[dict[str, Any]]:
         return svc.projects.trash(user)
 
-    @post("/bulk", sync_to_thread=True, status_code=HTTP_200_OK)
-    def bulk(self, data: BulkIn, user: User, svc: Services) -> Any:
+    @post("/bulk", status_code=HTTP_200_OK)
+    async def bulk(self, data: BulkIn, user: User, svc: Services) -> Any:
         ids = [str(i) for i in data.ids]
         if data.action == "export":
-            path, name = svc.transfers.export_many(user, ids)
+            path, name = await asyncio.to_thread(svc.transfers.export_many, user, ids)
             return _file(path, name, "application/zip")
         results = []
         for pid in ids:
             try:
                 if data.action == "delete":
-                    svc.projects.delete(user, pid)
+                    await trash(svc, user, pid)
                 else:
-                    svc.projects.update(user, pid, {"archived": data.action == "archive"})
+                    await asyncio.to_thread(
+                        svc.projects.update, user, pid, {"archived": data.action == "archive"}
+                    )
                 results.append({"id": pid, "ok": True, "status": 200})
             except Problem as exc:
                 results.append({"id": pid, "ok": False, "status": exc.status_code, "detail": exc.detail})
@@ -156,12 +166,11 @@ class ProjectController(Controller):
 
     @delete(
         "/{project_id:uuid}",
-        sync_to_thread=True,
         status_code=HTTP_204_NO_CONTENT,
         summary="Move the project to the trash (restorable for 30 days)",
     )
-    def delete_project(self, project_id: UUID, user: User, svc: Services) -> None:
-        svc.projects.delete(user, str(project_id))
+    async def delete_project(self, project_id: UUID, user: User, svc: Services) -> None:
+        await trash(svc, user, str(project_id))
 
     @post("/{project_id:uuid}/restore", sync_to_thread=True, status_code=HTTP_200_OK)
     def restore(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:

@@ -303,9 +303,9 @@ class Projects:
                 _audit(db, "project.purged", None, pid)
         return len(rows)
 
-    def forget_user(self, user: User) -> list[str]:
-        """Before an account is erased: trash the projects ``user`` alone owns; return their ids."""
-        sole = [
+    def sole_owned(self, user: User) -> list[str]:
+        """The live projects ``user`` is the only owner of."""
+        return [
             r[0]
             for r in self.index.db.execute(
                 "SELECT m.project_id FROM members m JOIN projects p ON p.id = m.project_id "
@@ -314,6 +314,10 @@ class Projects:
                 [user.id, user.id],
             ).fetchall()
         ]
+
+    def forget_user(self, user: User) -> list[str]:
+        """Before an account is erased: trash the projects ``user`` alone owns; return their ids."""
+        sole = self.sole_owned(user)
         for pid in sole:
             self.delete(user, pid)
         return sole

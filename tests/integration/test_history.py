@@ -72,3 +72,31 @@ def test_restore_refuses_unknown_versions_and_viewers(live_server: LiveServer) -
         headers={"Authorization": f"Bearer {stranger['token']}"},
     )
     assert r.status_code == 404
+
+
+def test_trashing_a_project_commits_its_live_edits_and_closes_its_peers(live_server: LiveServer) -> None:
+    url = live_server.url
+    guest = httpx.post(f"{url}/api/auth/guest").json()
+    h = {"Authorization": f"Bearer {guest['token']}"}
+    project = httpx.post(f"{url}/api/projects", headers=h, json={"name": "Doomed Edit"}).json()
+
+    async def run() -> int | None:
+        async with SyncClient(url.replace("http", "ws"), project["id"], guest["token"]) as client:
+            client.doc.get("story", type=Map)["logline"] = "written just before the end"
+            await client.flushed()
+            await asyncio.sleep(0.1)
+            async with httpx.AsyncClient() as c:
+                r = await c.delete(f"{url}/api/projects/{project['id']}", headers=h)
+            assert r.status_code == 204
+            for _ in range(100):
+                if client.closed is not None:
+                    break
+                await asyncio.sleep(0.02)
+            return client.closed.code if client.closed else None
+
+    assert asyncio.run(run()) == 4404
+    assert not (live_server.workspace / project["path"]).exists()  # not re-created by a late write
+    trashed = next((live_server.workspace / ".trash").glob(f"{project['id']}__*"))
+    story = json.loads((trashed / "02_Source_Creative/story.json").read_text())
+    assert story["logline"] == "written just before the end"
+    assert git(trashed, "status", "--porcelain") == ""
