@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from app.problems import Problem
 from app.studio import Studio, now_iso
 
 _hasher = PasswordHasher()
+TOKEN_CACHE_S = 5.0
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 # Verifying against a real hash when the email is unknown keeps sign-in timing the same.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
@@ -51,6 +53,7 @@ class Accounts:
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
         self.index = studio.index
+        self._tokens: dict[str, tuple[User, float]] = {}
 
     # -- audit ------------------------------------------------------------------------------------
 
@@ -112,6 +115,7 @@ class Accounts:
                     "INSERT INTO users(id, email, name, password_hash, guest, created_at) VALUES (?, ?, ?, ?, 0, ?)",
                     [user.id, email, name, pw_hash, now_iso()],
                 )
+        self._forget_user(user.id)
         self.audit(
             "account.registered", user.id, user.id, ip, upgraded_guest=current is not None and current.guest
         )
@@ -143,17 +147,37 @@ class Accounts:
         return token
 
     def authenticate(self, token: str) -> User | None:
-        """The user a bearer token belongs to, or None for an unknown or revoked token."""
+        """The user a bearer token belongs to, or None for an unknown or revoked token.
+
+        Answers are remembered for a few seconds (every API request authenticates); this process
+        forgets them at once on logout, registration and erasure. Another server process sharing
+        the index may honour a revoked token for up to ``TOKEN_CACHE_S``."""
         if not token or len(token) > 200:
             return None
+        key = token_hash(token)
+        now = time.monotonic()
+        hit = self._tokens.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
         row = self.index.db.execute(
             "SELECT u.id, u.name, u.email, u.guest FROM tokens t JOIN users u ON u.id = t.user_id "
             "WHERE t.hash = ? AND t.revoked_at IS NULL",
-            [token_hash(token)],
+            [key],
         ).fetchone()
-        return User(id=row[0], name=row[1], email=row[2], guest=bool(row[3])) if row else None
+        if row is None:
+            return None
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        user = User(id=row[0], name=row[1], email=row[2], guest=bool(row[3]))
+        self._tokens[key] = (user, now + TOKEN_CACHE_S)
+        return user
+
+    def _forget_user(self, user_id: str) -> None:
+        for key in [k for k, (u, _) in self._tokens.items() if u.id == user_id]:
+            self._tokens.pop(key, None)
 
     def logout(self, token: str, user: User, ip: str | None) -> None:
+        self._tokens.pop(token_hash(token), None)
         self.index.db.execute(
             "UPDATE tokens SET revoked_at = ? WHERE hash = ?", [now_iso(), token_hash(token)]
         )
@@ -202,6 +226,7 @@ class Accounts:
             db.execute("DELETE FROM members WHERE user_id = ?", [user.id])
             db.execute("UPDATE activity SET user_name = 'deleted user' WHERE user_id = ?", [user.id])
             db.execute("DELETE FROM users WHERE id = ?", [user.id])
+        self._forget_user(user.id)
         self.audit("account.deleted", user.id, user.id, ip, trashed_projects=trashed)
 
 
