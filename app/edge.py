@@ -73,17 +73,25 @@ class EdgeMiddleware:
         app: ASGIApp,
         *,
         host_allowed: Callable[[str], bool],
-        csp: Callable[[], str],
+        csp: str,
         rate_user: float,
         rate_ip: float,
         rate_auth: float,
     ) -> None:
         self.app = app
         self.host_allowed = host_allowed
-        self.csp = csp
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+            (b"content-security-policy", csp.encode()),
+        ]
+        self._headers_static = common
+        self._headers_api = [*common, (b"cache-control", b"no-store")]
         self.user_buckets = TokenBuckets(rate_user, rate_user * 2)
         self.ip_buckets = TokenBuckets(rate_ip, rate_ip * 2)
-        self._static_headers: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None = None
         self.auth_buckets = TokenBuckets(rate_auth, max(5.0, rate_auth * 20))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -171,17 +179,7 @@ class EdgeMiddleware:
         return None
 
     def _security_headers(self, path: str) -> list[tuple[bytes, bytes]]:
-        if self._static_headers is None:  # built once: they are the same on every response
-            common = [
-                (b"x-content-type-options", b"nosniff"),
-                (b"referrer-policy", b"no-referrer"),
-                (b"x-frame-options", b"DENY"),
-                (b"cross-origin-opener-policy", b"same-origin"),
-                (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-                (b"content-security-policy", self.csp().encode()),
-            ]
-            self._static_headers = (common, [*common, (b"cache-control", b"no-store")])
-        return self._static_headers[1] if path.startswith("/api") else self._static_headers[0]
+        return self._headers_api if path.startswith("/api") else self._headers_static
 
 
 def _host_only(host: str) -> str:

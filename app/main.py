@@ -60,8 +60,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     logs.configure(settings.log_format)
     studio = Studio.open(settings)
-    projects = Projects(studio, ProjectLocks())
-    rooms = build_rooms(studio)
+    locks = ProjectLocks()  # one lock per repository, for the materializer, trash and bundles alike
+    projects = Projects(studio, locks)
+    rooms = build_rooms(studio, locks)
     task_store = TaskStore(studio.index)
     hub = EventHub(studio.index)
     broker = build_broker(settings.broker_url)
@@ -182,7 +183,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.asgi_handler = EdgeMiddleware(
         app.asgi_handler,
         host_allowed=settings.host_allowed,
-        csp=lambda: csp,
+        csp=csp,
         rate_user=settings.rate_limit_user,
         rate_ip=settings.rate_limit_ip,
         rate_auth=settings.rate_limit_auth,

@@ -9,7 +9,6 @@ message says what changed in words. Nothing is committed when nothing changed.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from sync import repo
 from sync.docmodel import describe_changes
 from sync.jsonfile import normalize, write_atomic
 from sync.model import CANVAS_DIR, State, read_state, state_to_files
+from sync.workspace import ProjectLocks
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,14 @@ class Materializer:
     on_commit: Callable[[Committed], None] = lambda committed: None
     # Hashes of the files this process wrote, so the file watcher can ignore its own writes.
     written: dict[Path, str] = field(default_factory=dict)
-    _locks: dict[str, threading.Lock] = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
-
-    def lock(self, project_id: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(project_id, threading.Lock())
+    # Shared with everything else that writes a project's repository (trash, bundles).
+    locks: ProjectLocks = field(default_factory=ProjectLocks)
 
     def write(
         self, project_id: str, root: Path, state: State, user_ids: list[str], note: str | None = None
     ) -> str | None:
         """Write ``state`` into ``root`` and commit it; return the sha, or None if nothing changed."""
-        with self.lock(project_id):
+        with self.locks(project_id):
             # Compared with what HEAD holds (not the working tree): edits someone made to the files
             # by hand are in the doc by now and get committed here, attributed to "filesystem".
             old = _state_at_head(root)

@@ -289,12 +289,7 @@ class Room:
 
     def _reload(self) -> None:
         # Undo a refused update: rebuild the doc from what the log holds (it never held that one).
-        loaded = self.updates.load(self.project_id)
-        doc: Doc[Any] = Doc()
-        if loaded.snapshot:
-            doc.apply_update(loaded.snapshot)
-        for entry in loaded.updates:
-            doc.apply_update(entry.data)
+        doc = self.updates.load(self.project_id).replay()
         self.doc.unobserve(self._subscription)
         self.doc = doc
         self._subscription = doc.observe(lambda event: self._captured.append(event.update))

@@ -15,9 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pycrdt import Doc
 
 from sync.docmodel import doc_to_state, state_to_doc
 from sync.materializer import Materializer
@@ -82,19 +79,15 @@ class Rooms:
 
     def _load(self, project_id: str) -> Room:
         loaded = self.updates.load(project_id)
-        doc: Doc[Any] = Doc()
-        if loaded.snapshot is None and not loaded.updates:
+        if loaded.empty:
             root = self.project_root(project_id)
             if root is None:
                 raise KeyError(project_id)
-            state_to_doc(files_to_state(root), doc)
+            doc = state_to_doc(files_to_state(root))
             seq = self.updates.append(project_id, doc.get_update(), FILESYSTEM)
             self.updates.mark(project_id, "git", seq)  # the repository already holds this state
         else:
-            if loaded.snapshot:
-                doc.apply_update(loaded.snapshot)
-            for entry in loaded.updates:
-                doc.apply_update(entry.data)
+            doc = loaded.replay()
         return Room(
             project_id,
             doc,
@@ -135,14 +128,14 @@ class Rooms:
         state = doc_to_state(room.doc)
         upto = self.updates.last_seq(project_id)
         since = self.updates.marker(project_id, "git")
-        users = [e.user_id for e in self.updates.since(project_id, since)]
+        users = self.updates.contributors(project_id, since)
         try:
             sha = await asyncio.to_thread(self.materializer.write, project_id, root, state, users, note)
         except Exception:
             log.exception("materialize_failed project=%s", project_id)
             return None
         self.updates.mark(project_id, "git", upto)
-        if upto - self.updates.load(project_id).snapshot_seq > COMPACT_AFTER:
+        if upto - self.updates.snapshot_seq(project_id) > COMPACT_AFTER:
             self.updates.compact(project_id, room.doc.get_update(), upto)
         return sha
 

@@ -13,7 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from pycrdt import Doc
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +34,19 @@ class Loaded:
     snapshot_seq: int
     updates: list[Entry]
 
+    def replay(self) -> Doc[Any]:
+        """The document these hold: the snapshot, then every later update in order."""
+        doc: Doc[Any] = Doc()
+        if self.snapshot:
+            doc.apply_update(self.snapshot)
+        for entry in self.updates:
+            doc.apply_update(entry.data)
+        return doc
+
+    @property
+    def empty(self) -> bool:
+        return self.snapshot is None and not self.updates
+
 
 class UpdateLog(Protocol):
     def append(self, project_id: str, data: bytes, user_id: str) -> int:
@@ -44,6 +59,14 @@ class UpdateLog(Protocol):
 
     def since(self, project_id: str, seq: int) -> list[Entry]:
         """Updates with a sequence number above ``seq`` (those not yet in a snapshot)."""
+        ...
+
+    def contributors(self, project_id: str, seq: int) -> list[str]:
+        """Who sent each update above ``seq``, in order (without reading the updates themselves)."""
+        ...
+
+    def snapshot_seq(self, project_id: str) -> int:
+        """The position the latest snapshot covers, 0 if none."""
         ...
 
     def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
@@ -82,6 +105,12 @@ class MemoryUpdateLog:
 
     def since(self, project_id: str, seq: int) -> list[Entry]:
         return [e for e in self._updates.get(project_id, []) if e.seq > seq]
+
+    def contributors(self, project_id: str, seq: int) -> list[str]:
+        return [e.user_id for e in self.since(project_id, seq)]
+
+    def snapshot_seq(self, project_id: str) -> int:
+        return self._snapshots.get(project_id, (b"", 0))[1]
 
     def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
         self._snapshots[project_id] = (bytes(snapshot), upto_seq)
@@ -179,6 +208,16 @@ class SQLiteUpdateLog:
             [project_id, seq],
         ).fetchall()
         return [Entry(int(r[0]), bytes(r[1]), r[2], float(r[3])) for r in rows]
+
+    def contributors(self, project_id: str, seq: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT user_id FROM updates WHERE project_id = ? AND seq > ? ORDER BY seq", [project_id, seq]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def snapshot_seq(self, project_id: str) -> int:
+        row = self._db.execute("SELECT seq FROM snapshots WHERE project_id = ?", [project_id]).fetchone()
+        return int(row[0]) if row else 0
 
     def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
         db = self._db

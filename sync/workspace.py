@@ -82,7 +82,7 @@ class Workspace:
         ``register`` receives the project's workspace-relative path (``Projects/My_Film``) and
         records it in the index; if it raises, the folder is removed again. Returns that path.
         """
-        with self._staged() as stage:
+        with self.staged() as stage:
             scaffold(stage, state)
             repo.init(stage)
             repo.commit_all(stage, message, author)
@@ -115,11 +115,6 @@ class Workspace:
     @contextmanager
     def staged(self) -> Iterator[Path]:
         """A fresh empty staging folder, removed afterwards unless it was moved into place."""
-        with self._staged() as stage:
-            yield stage
-
-    @contextmanager
-    def _staged(self) -> Iterator[Path]:
         self.staging.mkdir(parents=True, exist_ok=True)
         stage = self.staging / uuidlib.uuid4().hex
         stage.mkdir()

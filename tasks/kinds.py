@@ -4,18 +4,22 @@ the PWA builds its forms from it), a queue, and the function that does the work.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from sync import repo
 from sync.model import files_to_state
 from sync.workspace import zip_tree
 from tasks.models import find_models
+from tasks.storyboard import Cancelled as StoryboardCancelled
+from tasks.storyboard import StoryboardParams, render_storyboard
 
 
 class TaskFailed(Exception):
@@ -96,16 +100,7 @@ def run_diffusion(ctx: Context, params: DiffusionParams) -> None:
 # -- storyboard.sheet ---------------------------------------------------------------------------
 
 
-def _storyboard_params() -> type[BaseModel]:
-    from tasks.storyboard import StoryboardParams
-
-    return StoryboardParams
-
-
-def run_storyboard(ctx: Context, params: Any) -> None:
-    from tasks.storyboard import Cancelled as StoryboardCancelled
-    from tasks.storyboard import render_storyboard
-
+def run_storyboard(ctx: Context, params: StoryboardParams) -> None:
     state = files_to_state(ctx.root)
     try:
         png, pdf = render_storyboard(state, ctx.root, params, ctx.progress, ctx.cancelled)
@@ -129,8 +124,6 @@ class ThumbnailParams(BaseModel):
 
 
 def run_thumbnail(ctx: Context, params: ThumbnailParams) -> None:
-    from PIL import Image, UnidentifiedImageError
-
     source = (ctx.root / params.path).resolve()
     if not source.is_relative_to(ctx.root.resolve()) or not source.is_file():
         raise TaskFailed(f"There is no file '{params.path}' in this project.")
@@ -143,8 +136,6 @@ def run_thumbnail(ctx: Context, params: ThumbnailParams) -> None:
         ) from None
     ctx.check()
     thumb.thumbnail((params.size, params.size))
-    import io
-
     buf = io.BytesIO()
     thumb.save(buf, format="PNG")
     digest = hashlib.sha256(params.path.encode()).hexdigest()[:16]
@@ -185,7 +176,7 @@ KINDS: dict[str, TaskKind] = {
         TaskKind("image.diffusion", "gpu", DiffusionParams, run_diffusion,
                  size_key=lambda p: f"{p.steps}x{p.width}x{p.height}",
                  description="Text-to-image with a local diffusers model."),
-        TaskKind("storyboard.sheet", "cpu", _storyboard_params(), run_storyboard,
+        TaskKind("storyboard.sheet", "cpu", StoryboardParams, run_storyboard,
                  description="A printable storyboard (PNG and PDF) of a scene's shots."),
         TaskKind("asset.thumbnail", "cpu", ThumbnailParams, run_thumbnail,
                  description="A preview image of an uploaded image."),

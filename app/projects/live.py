@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-from pycrdt import Doc
 
 from app.studio import Studio, now_iso
 from sync import repo
@@ -17,7 +14,7 @@ from sync.room import Conflict
 from sync.rooms import FILESYSTEM, Rooms
 from sync.updatelog import SQLiteUpdateLog
 from sync.watcher import Watcher
-from sync.workspace import scaffold
+from sync.workspace import ProjectLocks, scaffold
 
 SYSTEM_AUTHORS = {
     FILESYSTEM: repo.Author("filesystem", "filesystem@studio.invalid"),
@@ -56,19 +53,16 @@ def rebuild_repositories(studio: Studio, only: str | None = None) -> dict[str, s
         if only and project_id != only:
             continue
         loaded = rooms.updates.load(project_id)
-        if loaded.snapshot is None and not loaded.updates:
+        if loaded.empty:
             out[project_id] = "no log (the repository is the source)"
             continue
-        doc: Doc[Any] = Doc()
-        for update in ([loaded.snapshot] if loaded.snapshot else []) + [e.data for e in loaded.updates]:
-            doc.apply_update(update)
-        state = doc_to_state(doc)
+        state = doc_to_state(loaded.replay())
         root = studio.workspace.path_of(rel)
         if not (root / ".git").exists():
             scaffold(root, state)
             repo.init(root)
             out[project_id] = "repository re-created"
-        users = [e.user_id for e in rooms.updates.since(project_id, 0)] or ["studio"]
+        users = rooms.updates.contributors(project_id, 0) or ["studio"]
         sha = rooms.materializer.write(project_id, root, state, users, note="Rebuild from the update log")
         out[project_id] = (
             f"{out.get(project_id, 'committed')} {sha[:7]}" if sha else out.get(project_id, "up to date")
@@ -77,7 +71,7 @@ def rebuild_repositories(studio: Studio, only: str | None = None) -> dict[str, s
     return out
 
 
-def build_rooms(studio: Studio) -> Rooms:
+def build_rooms(studio: Studio, locks: ProjectLocks | None = None) -> Rooms:
     """The process's rooms, persisting to ``STUDIO_DATA_DIR/sync.db`` and the project repositories."""
     index = studio.index
 
@@ -133,7 +127,7 @@ def build_rooms(studio: Studio) -> Rooms:
             ],
         )
 
-    materializer = Materializer(authors=authors, on_commit=on_commit)
+    materializer = Materializer(authors=authors, on_commit=on_commit, locks=locks or ProjectLocks())
     updates = SQLiteUpdateLog(studio.settings.data_dir / "sync.db")
     return Rooms(updates, project_root, materializer, on_conflict=on_conflict)
 

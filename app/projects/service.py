@@ -254,7 +254,7 @@ class Projects:
     def delete(self, user: User, project_id: str) -> None:
         """Move the project to the trash (restorable for ``trash_days``)."""
         _, rel = project_for(self.index, user, project_id, "owner")
-        with self.locks(rel):
+        with self.locks(project_id):
             trash_rel = self.workspace.move_to_trash(rel, project_id)
         with self.index.transaction() as db:
             db.execute(

@@ -46,7 +46,7 @@ class Transfers:
         _, rel = project_for(self.index, user, project_id)
         root = self.workspace.path_of(rel)
         dest = self.temp_path("." + fmt)
-        with self.projects.locks(rel):
+        with self.projects.locks(project_id):
             if fmt == "bundle":
                 repo.bundle(root, dest)
             else:
