@@ -78,9 +78,19 @@ def store(git_dir: Path, source: Path) -> tuple[str, int]:
 
 def configure(repo: pygit2.Repository) -> None:
     """Give the repository the ``lfs`` filter, as ``git lfs install --local`` does."""
-    config = repo.config
-    for key, value in FILTER_CONFIG.items():
-        config[key] = value
+    local = Path(repo.path) / "config"
+    if '[filter "lfs"]' in local.read_text(encoding="utf-8"):
+        config = repo.config
+        for key, value in FILTER_CONFIG.items():
+            config[key] = value
+        return
+    # A repository without the section (every new one) gets it in one write: libgit2 rewrites
+    # and renames the whole file for each key set, 14 ms of a 30 ms project creation.
+    section = '[filter "lfs"]\n' + "".join(
+        f"\t{key.rsplit('.', 1)[1]} = {value}\n" for key, value in FILTER_CONFIG.items()
+    )
+    with open(local, "a", encoding="utf-8") as fh:
+        fh.write(section)
 
 
 def swap_for_pointers(repo: pygit2.Repository, root: Path) -> None:

@@ -47,6 +47,27 @@ def init(root: Path) -> pygit2.Repository:
     return repo
 
 
+def create(root: Path, files: dict[str, bytes], message: str, author: Author) -> str:
+    """Initialise a repository in ``root`` whose first commit holds ``files`` (already written
+    there, POSIX path → content); returns the commit's sha.
+
+    The tree is built from the bytes in hand: staging the working tree instead costs an
+    attribute and ignore lookup per file, most of the time a project creation takes. The index
+    gets the same entries, so ``git status`` is clean.
+    """
+    repository = init(root)
+    index = repository.index
+    for rel, data in sorted(files.items()):
+        if lfs.is_lfs_path(rel):
+            oid, size = lfs.store(Path(repository.path), root / rel)
+            data = lfs.pointer(oid, size)
+        index.add(pygit2.IndexEntry(rel, repository.create_blob(data), pygit2.enums.FileMode.BLOB))
+    index.write()
+    tree = index.write_tree()
+    sig = author.signature()
+    return str(repository.create_commit("HEAD", sig, sig, message.rstrip() + "\n", tree, []))
+
+
 def commit_all(
     root: Path, message: str, author: Author, co_authors: list[Author] | None = None
 ) -> str | None:

@@ -83,9 +83,8 @@ class Workspace:
         records it in the index; if it raises, the folder is removed again. Returns that path.
         """
         with self.staged() as stage:
-            scaffold(stage, state)
-            repo.init(stage)
-            repo.commit_all(stage, message, author)
+            files = scaffold(stage, state)
+            repo.create(stage, files, message, author)
             return self._place(stage, state["meta"]["name"], register)
 
     def import_tree(
@@ -211,22 +210,23 @@ def zip_tree(root: Path, dest: Path) -> None:
             zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")
 
 
-def scaffold(root: Path, state: State) -> None:
-    """Write the spec's folder tree and the files of ``state`` into ``root``."""
+def scaffold(root: Path, state: State) -> dict[str, bytes]:
+    """Write the spec's folder tree and the files of ``state`` into ``root``; returns every file
+    written (workspace-relative POSIX path → content), so a first commit needs no tree walk."""
+    files = {".gitignore": GITIGNORE.encode(), ".gitattributes": GITATTRIBUTES.encode()}
+    files.update(state_to_files(state))
+    filled = {rel.rsplit("/", 1)[0] for rel in files if "/" in rel}
     for folder in PROJECT_FOLDERS:
         (root / folder).mkdir(parents=True, exist_ok=True)
-        if folder.split("/")[0] not in IGNORED_FOLDERS and not any((root / folder).iterdir()):
+        if folder.split("/")[0] not in IGNORED_FOLDERS and folder not in filled:
             # Git keeps no empty folders; a placeholder keeps the tree whole in every clone.
-            (root / folder / ".gitkeep").write_bytes(b"")
-    (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
-    (root / ".gitattributes").write_text(GITATTRIBUTES, encoding="utf-8")
-    for rel, data in state_to_files(state).items():
+            files[f"{folder}/.gitkeep"] = b""
+    for rel, data in files.items():
         path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if "/" in rel:
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        keep = path.parent / ".gitkeep"
-        if keep.exists():
-            keep.unlink()
+    return files
 
 
 def _exists_casefold(parent: Path, name: str) -> bool:
