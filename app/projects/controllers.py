@@ -23,7 +23,7 @@ from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from sync import repo
-from sync.docmodel import apply_state, set_meta, set_path
+from sync.docmodel import apply_state, doc_to_state, set_meta, set_path
 from sync.model import InvalidProjectFile, read_state
 from sync.preview import preview_png
 
@@ -232,9 +232,15 @@ class ProjectController(Controller):
     def activity(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
         return svc.projects.activity(user, str(project_id))
 
-    @get("/{project_id:uuid}/state", sync_to_thread=True, summary="The project document as plain JSON")
-    def state(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
-        return svc.projects.state(user, str(project_id))
+    @get("/{project_id:uuid}/state", summary="The project document as plain JSON")
+    async def state(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+        pid = str(project_id)
+        room = svc.rooms.rooms.get(pid)
+        if room is None:  # nobody is editing it: the files are the current state
+            return await asyncio.to_thread(svc.projects.state, user, pid)
+        # Someone is: the live document is ahead of the files by up to the materializer's delay.
+        project_for(svc.studio.index, user, pid)
+        return doc_to_state(room.doc)
 
     @get("/{project_id:uuid}/preview", sync_to_thread=True, media_type="image/png")
     def preview(self, project_id: UUID, user: User, svc: Services) -> Response[bytes]:

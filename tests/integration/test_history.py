@@ -100,3 +100,30 @@ def test_trashing_a_project_commits_its_live_edits_and_closes_its_peers(live_ser
     story = json.loads((trashed / "02_Source_Creative/story.json").read_text())
     assert story["logline"] == "written just before the end"
     assert git(trashed, "status", "--porcelain") == ""
+
+
+def test_state_shows_live_edits_before_the_files_catch_up(live_server: LiveServer) -> None:
+    """GET /state answers from the live document while someone edits: a script reading the state
+    right after an edit sees it, not the files of up to five seconds ago."""
+    url = live_server.url
+    guest = httpx.post(f"{url}/api/auth/guest").json()
+    h = {"Authorization": f"Bearer {guest['token']}"}
+    project = httpx.post(f"{url}/api/projects", headers=h, json={"name": "Live State"}).json()
+    pid = project["id"]
+    root = live_server.workspace / project["path"]
+
+    async def edit_and_read() -> tuple[dict[str, Any], str]:
+        async with SyncClient(url.replace("http", "ws"), pid, guest["token"]) as client:
+            client.doc.get("meta", type=Map)["name"] = "Renamed Live"
+            await client.flushed()
+            async with httpx.AsyncClient() as c:
+                live = (await c.get(f"{url}/api/projects/{pid}/state", headers=h)).json()
+            on_disk = json.loads((root / "project.json").read_text())["name"]
+            return live, on_disk
+
+    live, on_disk = asyncio.run(edit_and_read())
+    assert on_disk == "Live State"  # the materializer has not written it yet (1 s quiet period)
+    assert live["meta"]["name"] == "Renamed Live"
+    stranger = httpx.post(f"{url}/api/auth/guest").json()
+    r = httpx.get(f"{url}/api/projects/{pid}/state", headers={"Authorization": f"Bearer {stranger['token']}"})
+    assert r.status_code == 404
