@@ -46,6 +46,7 @@ import platform
 import resource
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,18 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(parent: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
 
 
 def raise_fd_limit(wanted: int) -> int:
@@ -246,6 +259,65 @@ class ReferenceTarget:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+class GranianFloorTarget:
+    """``scripts/bench/granian_floor.py`` under the same Granian: the memory per idle connection
+    that any app served by Granian pays before its own code holds anything (idle run only)."""
+
+    name = "granian-floor"
+    latency = False
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = tmp / "granian-floor.log"
+
+    def start(self) -> None:
+        self.port = free_port()
+        granian = Path(sys.executable).with_name("granian")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(granian), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", "1", "--log-level", "warning", "scripts.bench.granian_floor:app"],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_for_port("127.0.0.1", self.port, 15, self.proc)  # type: ignore[arg-type]
+
+    def prepare(self, rooms: int) -> list[str]:
+        return [f"floor-{i:04d}" for i in range(rooms)]
+
+    def url(self, room: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/{room}"
+
+    def pids(self) -> list[int]:
+        """The Granian worker (the child of the server process), as for the studio."""
+        return child_pids(self.proc.pid) if self.proc else []
+
+    def cpu_pids(self) -> list[int]:
+        return [self.proc.pid, *self.pids()] if self.proc else []
+
+    def http_probe(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+        return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
 
 
@@ -530,6 +602,8 @@ async def run_target(target: Target, args: argparse.Namespace) -> list[Row]:
         )
         idle.append(await measure_idle(target, rooms[len(args.sizes) :], args.idle, args.settle))
     rows = []
+    if not getattr(target, "latency", True):  # the floor holds connections; it broadcasts nothing
+        return idle
     for room, size in zip(rooms, args.sizes, strict=False):
         print(f"bench: {target.name}: latency, {size} clients, {args.edits} edits", file=sys.stderr)
         rows.append(await measure_latency(target, room, size, args.edits, args.timeout))
@@ -582,6 +656,14 @@ def judge(rows: list[Row], args: argparse.Namespace) -> list[tuple[str, str, boo
                 worse.append(f"KB/conn: {ours_idle.kb_per_conn:.1f} vs {ref_idle.kb_per_conn:.1f}")
         what = "; ".join(worse) if worse else "p99 at every size, idle connections held, KB/conn"
         out.append((f"no worse than the {reference} while persisting", what, not worse))
+    floor, ours_idle = by.get(("granian-floor", "idle")), by.get(("studio", "idle"))
+    if floor and ours_idle and floor.kb_per_conn is not None and ours_idle.kb_per_conn is not None:
+        own = ours_idle.kb_per_conn - floor.kb_per_conn
+        out.append((
+            "KB per idle connection held by Granian itself (bare ASGI app) / by the studio's own code",
+            f"{floor.kb_per_conn:.1f} / {own:.1f}",
+            None,
+        ))  # fmt: skip
     return out
 
 
@@ -632,7 +714,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=float, default=10.0, help="seconds an edit may take to reach everyone (10)"
     )
-    p.add_argument("--servers", default="studio,reference", help="studio,reference or one of them")
+    p.add_argument(
+        "--servers",
+        default="studio,reference,granian-floor",
+        help="any of studio, reference, granian-floor (a bare ASGI app under the same Granian: "
+        "the per-connection memory Granian itself holds; idle run only)",
+    )
     p.add_argument(
         "--reference-persist", action="store_true", help="run the reference with LevelDB (YPERSISTENCE)"
     )
@@ -644,8 +731,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError:
         p.error("--sizes: comma-separated numbers")
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if not set(args.servers) <= {"studio", "reference"} or not args.servers:
-        p.error("--servers: studio, reference or both")
+    if not set(args.servers) <= {"studio", "reference", "granian-floor"} or not args.servers:
+        p.error("--servers: studio, reference, granian-floor or several, comma-separated")
     if any(s < 2 for s in args.sizes) or args.edits < 1 or args.idle < 0 or args.idle_rooms < 1:
         p.error("--sizes must be >= 2, --edits and --idle-rooms >= 1, --idle >= 0")
     return args
@@ -683,6 +770,8 @@ def main(argv: list[str] | None = None) -> int:
         targets.append(StudioTarget(load_api_bench(), tmp / "studio"))
     if "reference" in args.servers:
         targets.append(ReferenceTarget(tmp, args.reference_persist))
+    if "granian-floor" in args.servers and args.idle > 0:
+        targets.append(GranianFloorTarget(tmp))
     loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     runner: Callable[[Any], Any] = asyncio.run
     with contextlib.suppress(ImportError):
