@@ -53,6 +53,15 @@ class Workspace:
         self.trash = self.root / ".trash"
         self.staging = self.root / ".staging"
         self._claim = threading.Lock()
+        self._skeleton_made: repo.Skeleton | None = None
+
+    def _skeleton(self) -> repo.Skeleton:
+        """How a new repository's ``.git`` looks on this file system (learned on first use)."""
+        with self._claim:
+            if self._skeleton_made is None:
+                self.staging.mkdir(parents=True, exist_ok=True)
+                self._skeleton_made = repo.Skeleton(self.staging / f"probe-{uuidlib.uuid4().hex}")
+            return self._skeleton_made
 
     def ensure_layout(self) -> None:
         """Create ``Library/{Pipeline_Templates,Stock_Media,Branding}`` and ``Projects/`` if missing."""
@@ -84,7 +93,7 @@ class Workspace:
         """
         with self.staged() as stage:
             files = scaffold(stage, state)
-            repo.create(stage, files, message, author)
+            repo.create(stage, files, message, author, self._skeleton())
             return self._place(stage, state["meta"]["name"], register)
 
     def import_tree(
