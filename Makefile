@@ -20,6 +20,7 @@ run: setup ## the studio on http://127.0.0.1:8000 (embedded defaults: SQLite, in
 test: ## install everything the tests need, then lint, type-check and run every suite (what CI runs)
 	@scripts/setup.sh system python pwa interop
 	$(MAKE) --no-print-directory lint typecheck
+	cd pwa && npm test --silent
 	$(BIN)/pytest -q -n 2 --dist loadfile tests
 
 lint: ## ruff (lint and format check), import contracts, svelte-check

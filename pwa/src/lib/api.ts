@@ -54,11 +54,54 @@ export type ProjectSort = 'updated' | 'created' | 'name' | '-updated' | '-create
 export interface ProjectQuery {
 	q?: string;
 	sort?: ProjectSort;
+	template?: string;
+	archived?: 'false' | 'true' | 'all';
 }
 
 export interface NewProject {
 	name: string;
 	template: string;
+	/** A UUID made by this browser (projects created offline keep it everywhere). */
+	id?: string;
+}
+
+export type BulkAction = 'archive' | 'unarchive' | 'delete' | 'export';
+
+export interface BulkResult {
+	action: BulkAction;
+	results: { id: string; ok: boolean; status: number; detail?: string }[];
+}
+
+export interface Member {
+	id: string;
+	name: string;
+	email: string | null;
+	role: ProjectRole;
+	added_at: string;
+}
+
+export type TaskState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface Task {
+	id: string;
+	kind: string;
+	project_id: string;
+	node_id: string | null;
+	state: TaskState;
+	progress: number;
+	queue_position: number | null;
+	eta_s: number | null;
+	error: string | null;
+	outputs: unknown;
+	created_at?: string;
+	[extra: string]: unknown;
+}
+
+export interface TaskEvent {
+	type: string;
+	project_id?: string;
+	task?: Task;
+	[extra: string]: unknown;
 }
 
 export interface Health {
@@ -238,9 +281,86 @@ export const api = {
 	projects(query: ProjectQuery = {}, signal?: AbortSignal): Promise<ProjectList> {
 		const q = query.q?.trim();
 		return request<ProjectList>('GET', '/api/projects', {
-			query: { q: q ? q : undefined, sort: query.sort ?? '-updated' },
+			query: {
+				q: q ? q : undefined,
+				sort: query.sort ?? '-updated',
+				template: query.template || undefined,
+				archived: query.archived && query.archived !== 'false' ? query.archived : undefined,
+				limit: 500
+			},
 			signal
 		});
+	},
+
+	project(id: string, signal?: AbortSignal): Promise<Project> {
+		return request<Project>('GET', `/api/projects/${encodeURIComponent(id)}`, { signal });
+	},
+
+	updateProject(id: string, changes: { name?: string; archived?: boolean }): Promise<Project> {
+		return request<Project>('PATCH', `/api/projects/${encodeURIComponent(id)}`, { body: changes });
+	},
+
+	bulk(action: Exclude<BulkAction, 'export'>, ids: string[]): Promise<BulkResult> {
+		return request<BulkResult>('POST', '/api/projects/bulk', { body: { action, ids } });
+	},
+
+	/** The zip of every chosen project's bundle, as a Blob to download. */
+	async bulkExport(ids: string[]): Promise<Blob> {
+		const res = await send('POST', '/api/projects/bulk', {
+			body: { action: 'export', ids },
+			headers: { Accept: 'application/zip, application/problem+json' }
+		});
+		return res.blob();
+	},
+
+	restoreProject(id: string): Promise<Project> {
+		return request<Project>('POST', `/api/projects/${encodeURIComponent(id)}/restore`);
+	},
+
+	/** Imports an exported bundle or zip as a new project. */
+	async importProject(file: File): Promise<Project> {
+		const form = new FormData();
+		form.set('file', file);
+		const headers: Record<string, string> = { Accept: 'application/json, application/problem+json' };
+		const token = getToken();
+		if (token) headers.Authorization = `Bearer ${token}`;
+		let res: Response;
+		try {
+			res = await fetch('/api/projects/import', { method: 'POST', body: form, headers });
+		} catch {
+			throw new ApiError(0, 'Network error', 'Could not reach the studio server. Is it running?');
+		}
+		if (!res.ok) throw await toApiError(res);
+		return (await res.json()) as Project;
+	},
+
+	members(id: string, signal?: AbortSignal): Promise<Member[]> {
+		return request<Member[]>('GET', `/api/projects/${encodeURIComponent(id)}/members`, { signal });
+	},
+
+	me(signal?: AbortSignal): Promise<User> {
+		return request<User>('GET', '/api/me', { signal });
+	},
+
+	/** Turns the current guest (when signed in as one) into an account that keeps its projects. */
+	register(input: { email: string; password: string; name: string }): Promise<AuthResponse> {
+		return request<AuthResponse>('POST', '/api/auth/register', { body: input });
+	},
+
+	login(input: { email: string; password: string }): Promise<AuthResponse> {
+		return request<AuthResponse>('POST', '/api/auth/login', { body: input });
+	},
+
+	projectTasks(id: string, signal?: AbortSignal): Promise<Task[]> {
+		return request<Task[]>('GET', `/api/projects/${encodeURIComponent(id)}/tasks`, { signal });
+	},
+
+	startTask(projectId: string, input: { kind: string; params: Record<string, unknown>; node_id?: string }): Promise<Task> {
+		return request<Task>('POST', `/api/projects/${encodeURIComponent(projectId)}/tasks`, { body: input });
+	},
+
+	cancelTask(id: string): Promise<Task> {
+		return request<Task>('POST', `/api/tasks/${encodeURIComponent(id)}/cancel`);
 	},
 
 	createProject(input: NewProject): Promise<Project> {

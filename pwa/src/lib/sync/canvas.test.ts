@@ -1,0 +1,118 @@
+import * as Y from 'yjs';
+import { describe, expect, it } from 'vitest';
+import {
+	addNode,
+	connect,
+	deleteElements,
+	listCanvases,
+	moveNodes,
+	openCanvasId,
+	readEdges,
+	readNodes,
+	replaceText,
+	setParam
+} from './canvas';
+
+/** A document shaped as the server seeds it (sync/MODEL.md). */
+function seeded(): Y.Doc {
+	const doc = new Y.Doc();
+	doc.transact(() => {
+		doc.getMap('meta').set('name', 'Film');
+		doc.getMap('meta').set('open_canvas', 'main');
+		const main = new Y.Map<unknown>();
+		main.set('name', 'Main');
+		main.set('order', 0);
+		main.set('nodes', new Y.Map());
+		main.set('edges', new Y.Map());
+		doc.getMap('canvases').set('main', main);
+	});
+	return doc;
+}
+
+function sync(a: Y.Doc, b: Y.Doc) {
+	Y.applyUpdate(b, Y.encodeStateAsUpdate(a, Y.encodeStateVector(b)));
+	Y.applyUpdate(a, Y.encodeStateAsUpdate(b, Y.encodeStateVector(a)));
+}
+
+describe('canvas edits', () => {
+	it('finds the canvas that opens first', () => {
+		const doc = seeded();
+		expect(listCanvases(doc)).toEqual([{ id: 'main', name: 'Main', order: 0 }]);
+		expect(openCanvasId(doc)).toBe('main');
+		expect(openCanvasId(new Y.Doc())).toBeNull();
+	});
+
+	it('adds a node with its default parameters, text ones as Y.Text, in one update', () => {
+		const doc = seeded();
+		let updates = 0;
+		doc.on('update', () => updates++);
+		const id = addNode(doc, 'main', 'prompt', 10.6, 20.2);
+		expect(updates).toBe(1);
+		const [node] = readNodes(doc, 'main');
+		expect(node).toEqual({ id, type: 'prompt', x: 11, y: 20, params: { text: '', negative: '' } });
+		const params = ((doc.getMap('canvases').get('main') as Y.Map<unknown>).get('nodes') as Y.Map<Y.Map<unknown>>)
+			.get(id)!
+			.get('params') as Y.Map<unknown>;
+		expect(params.get('text')).toBeInstanceOf(Y.Text);
+	});
+
+	it('moves, connects and deletes; deleting a node removes its edges', () => {
+		const doc = seeded();
+		const a = addNode(doc, 'main', 'prompt', 0, 0);
+		const b = addNode(doc, 'main', 'image.diffusion', 300, 0);
+		moveNodes(doc, 'main', [{ id: a, x: 50, y: 60 }]);
+		expect(readNodes(doc, 'main').find((n) => n.id === a)).toMatchObject({ x: 50, y: 60 });
+		const e = connect(doc, 'main', { source: a, sourceHandle: 'out', target: b, targetHandle: 'prompt' });
+		expect(connect(doc, 'main', { source: a, sourceHandle: 'out', target: b, targetHandle: 'prompt' })).toBe(e);
+		expect(readEdges(doc, 'main')).toEqual([{ id: e, source: a, sourceHandle: 'out', target: b, targetHandle: 'prompt' }]);
+		deleteElements(doc, 'main', [a], []);
+		expect(readNodes(doc, 'main').map((n) => n.id)).toEqual([b]);
+		expect(readEdges(doc, 'main')).toEqual([]);
+	});
+
+	it('writes nothing for a move to the same place', () => {
+		const doc = seeded();
+		const a = addNode(doc, 'main', 'note', 5, 5);
+		let updates = 0;
+		doc.on('update', () => updates++);
+		moveNodes(doc, 'main', [{ id: a, x: 5.2, y: 4.9 }]);
+		expect(updates).toBe(0);
+	});
+
+	it('merges two people typing in the same prompt character by character', () => {
+		const alice = seeded();
+		const bob = new Y.Doc();
+		sync(alice, bob);
+		const id = addNode(alice, 'main', 'prompt', 0, 0);
+		setParam(alice, 'main', id, 'text', 'a girl on a causeway');
+		sync(alice, bob);
+		setParam(alice, 'main', id, 'text', 'a small girl on a causeway');
+		setParam(bob, 'main', id, 'text', 'a girl on a long causeway');
+		sync(alice, bob);
+		const text = readNodes(alice, 'main')[0]!.params.text;
+		expect(text).toBe('a small girl on a long causeway');
+		expect(readNodes(bob, 'main')[0]!.params.text).toBe(text);
+	});
+
+	it('sets plain parameters by last writer and refuses a node that is gone', () => {
+		const doc = seeded();
+		const id = addNode(doc, 'main', 'image.diffusion', 0, 0);
+		setParam(doc, 'main', id, 'steps', 12);
+		expect(readNodes(doc, 'main')[0]!.params.steps).toBe(12);
+		deleteElements(doc, 'main', [id], []);
+		expect(() => setParam(doc, 'main', id, 'steps', 3)).toThrow(/gone/);
+	});
+
+	it('edits text by its differing middle only', () => {
+		const doc = new Y.Doc();
+		const text = doc.getText('t');
+		text.insert(0, 'hello world');
+		const deltas: unknown[] = [];
+		text.observe((e) => deltas.push(e.delta));
+		replaceText(text, 'hello brave world');
+		expect(text.toString()).toBe('hello brave world');
+		expect(deltas).toEqual([[{ retain: 6 }, { insert: 'brave ' }]]);
+		replaceText(text, 'hello');
+		expect(text.toString()).toBe('hello');
+	});
+});

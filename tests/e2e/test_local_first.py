@@ -1,0 +1,173 @@
+"""The local-first data layer as a person meets it: projects open from this browser's own copy,
+edits made offline survive a reload and reach the server's Git repository when the network is
+back, projects created offline are created for real (same id), two browsers see each other."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.e2e.studio_helpers import (
+    CARD,
+    DESKTOP,
+    EDGE,
+    NODE,
+    add_node,
+    expect_sync,
+    node_ids,
+    open_project,
+    project_dir,
+    start_as_guest,
+    sw_controls,
+    wait_for_commit,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("local-first"), STUDIO_SEED_SAMPLES="true")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport=DESKTOP, service_workers="allow")
+    yield ctx
+    ctx.close()
+
+
+def test_a_sample_project_opens_with_its_canvas_and_is_synced(context: Any, studio: LiveServer) -> None:
+    page = context.new_page()
+    start_as_guest(page, studio)
+    project_id = open_project(page, "Low Tide")
+
+    # The sample's eight nodes and four connections are on the canvas, and the project is synced
+    expect(page.locator(NODE)).to_have_count(8)
+    expect(page.locator(EDGE)).to_have_count(4)
+    expect_sync(page, "synced", 0)
+    expect(page.get_by_test_id("sync-state")).to_have_text("Synced")
+
+    # And the copy lives in this browser's IndexedDB under the project's id
+    names = page.evaluate("indexedDB.databases().then(dbs => dbs.map(d => d.name))")
+    assert f"studio-project-{project_id}" in names
+
+
+def test_offline_edits_survive_a_reload_and_reach_the_repository(context: Any, studio: LiveServer) -> None:
+    page = context.new_page()
+    start_as_guest(page, studio)
+    project_id = open_project(page, "Low Tide")
+    expect(page.locator(NODE)).to_have_count(8)
+    expect_sync(page, "synced")
+    sw_controls(page)
+    expect(page.locator(NODE)).to_have_count(8)
+    folder = project_dir(studio, project_id)
+
+    # Given the network is gone
+    context.set_offline(True)
+    expect(page.get_by_test_id("network-status")).to_contain_text("Offline")
+
+    # When they add a node, it is there at once, and the project says one change is pending
+    first = add_node(page, "note")
+    expect_sync(page, "offline", 1)
+    expect(page.get_by_test_id("sync-state")).to_have_text("Offline, 1 change pending")
+
+    # When they reload while still offline, the service worker serves the app, IndexedDB the project
+    response = page.reload()
+    assert response is None or response.from_service_worker
+    expect(page.locator(NODE)).to_have_count(9)
+    assert first in node_ids(page)
+    expect_sync(page, "offline", 1)
+
+    # And a second edit while offline adds to the pending count
+    second = add_node(page, "prompt")
+    expect_sync(page, "offline", 2)
+
+    # When the network comes back, the edits go out without any action, and the server confirms them
+    context.set_offline(False)
+    expect_sync(page, "synced", 0, timeout=20_000)
+
+    # Then the server's Git repository has both new nodes in a commit
+    canvas = wait_for_commit(folder, lambda c: {first, second} <= set(c["nodes"]))
+    assert canvas["nodes"][first]["type"] == "note"
+    assert canvas["nodes"][second]["type"] == "prompt"
+    assert len(canvas["nodes"]) == 10
+
+
+def test_the_gallery_opens_offline_and_a_project_created_offline_is_created_later(
+    context: Any, studio: LiveServer
+) -> None:
+    page = context.new_page()
+    start_as_guest(page, studio)
+    expect(page.locator(CARD)).to_have_count(2)
+    sw_controls(page)
+    token = page.evaluate("localStorage.getItem('studio.token')")
+
+    # Given they are offline and reload: the gallery shows the projects kept on this device
+    context.set_offline(True)
+    page.reload()
+    expect(page.locator(CARD)).to_have_count(2)
+    expect(page.get_by_role("alert").first).to_contain_text("Could not reach the studio server")
+
+    # And local search still narrows the list
+    page.get_by_test_id("project-search").fill("tide")
+    expect(page.locator(CARD)).to_have_count(1)
+    page.get_by_test_id("project-search").fill("")
+    expect(page.locator(CARD)).to_have_count(2)
+
+    # When they create a project offline, it is in the gallery, marked as not yet on the server
+    page.get_by_test_id("new-project-name").fill("Written On A Train")
+    page.get_by_test_id("new-project-create").click()
+    card = page.locator(CARD).filter(has_text="Written On A Train")
+    expect(card).to_have_count(1)
+    expect(card).to_contain_text("Created offline")
+    pending = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('studio.pending-projects'))")
+    stored = json.loads(page.evaluate(f"localStorage.getItem({json.dumps(pending[0])})"))
+    local_id = stored[0]["id"]
+
+    # When the network is back, the project is created on the server with the id made offline
+    context.set_offline(False)
+    expect(card).not_to_contain_text("Created offline", timeout=20_000)
+    r = httpx.get(f"{studio.url}/api/projects/{local_id}", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Written On A Train"
+    assert project_dir(studio, local_id).name == "Written_On_A_Train"
+
+
+def test_two_browsers_see_each_others_edits(browser: Any, studio: LiveServer) -> None:
+    alice_ctx = browser.new_context(viewport=DESKTOP)
+    bob_ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        alice = alice_ctx.new_page()
+        start_as_guest(alice, studio)
+        project_id = open_project(alice, "Lost Property")
+        expect(alice.locator(NODE)).to_have_count(9)
+        # Bob is the same person on a second device: the same token, his own browser storage
+        token = alice.evaluate("localStorage.getItem('studio.token')")
+        user = alice.evaluate("localStorage.getItem('studio.user')")
+        bob = bob_ctx.new_page()
+        bob.add_init_script(
+            f"localStorage.setItem('studio.token', {json.dumps(token)});"
+            f"localStorage.setItem('studio.user', {json.dumps(user)});"
+        )
+        bob.goto(f"{studio.url}/projects/{project_id}")
+        expect(bob.locator(NODE)).to_have_count(9)
+
+        # When Alice adds a node, Bob sees it; when Bob deletes it, Alice sees it go
+        added = add_node(alice, "note")
+        expect(bob.locator(f'{NODE}[data-id="{added}"]')).to_have_count(1)
+        bob.locator(f'{NODE}[data-id="{added}"]').click()
+        bob.get_by_test_id("delete-selected").click()
+        expect(alice.locator(f'{NODE}[data-id="{added}"]')).to_have_count(0)
+        expect(alice.locator(NODE)).to_have_count(9)
+    finally:
+        alice_ctx.close()
+        bob_ctx.close()
