@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +74,35 @@ class Skeleton:
         return pygit2.Repository(str(root))
 
 
+class _InMemory(pygit2.OdbBackend):
+    """An object store in memory, put in front of a new repository's own so that its first
+    commit's objects can be written to disk as one pack instead of a file (and often a folder)
+    each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objects: dict[pygit2.Oid, tuple[int, bytes]] = {}
+
+    def read_cb(self, oid: pygit2.Oid) -> tuple[int, bytes]:
+        return self.objects[oid]  # KeyError: libgit2 asks the next store
+
+    def read_header_cb(self, oid: pygit2.Oid) -> tuple[int, int]:
+        kind, data = self.objects[oid]
+        return kind, len(data)
+
+    def exists_cb(self, oid: pygit2.Oid) -> bool:
+        return oid in self.objects
+
+    def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
+        self.objects[oid] = (kind, data)
+
+    def refresh_cb(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[pygit2.Oid]:
+        return iter(list(self.objects))
+
+
 def create(
     root: Path, files: dict[str, bytes], message: str, author: Author, skeleton: Skeleton | None = None
 ) -> str:
@@ -81,20 +110,28 @@ def create(
     there, POSIX path → content); returns the commit's sha.
 
     The tree is built from the bytes in hand: staging the working tree instead costs an
-    attribute and ignore lookup per file, most of the time a project creation takes. The index
-    gets the same entries, so ``git status`` is clean.
+    attribute and ignore lookup per file. The objects are held in memory and written as one
+    pack (libgit2's pack builder) rather than as some thirty loose object files. The index gets
+    the same entries, so ``git status`` is clean.
     """
     repository = skeleton.init(root) if skeleton is not None else init(root)
+    pending = _InMemory()
+    repository.odb.add_backend(pending, 1_000)  # before the repository's own stores
     index = repository.index
     for rel, data in sorted(files.items()):
         if lfs.is_lfs_path(rel):
             oid, size = lfs.store(Path(repository.path), root / rel)
             data = lfs.pointer(oid, size)
         index.add(pygit2.IndexEntry(rel, repository.create_blob(data), pygit2.enums.FileMode.BLOB))
-    index.write()
     tree = index.write_tree()
     sig = author.signature()
-    return str(repository.create_commit("HEAD", sig, sig, message.rstrip() + "\n", tree, []))
+    commit = repository.create_commit(None, sig, sig, message.rstrip() + "\n", tree, [])
+    pack = pygit2.PackBuilder(repository)
+    pack.add_recur(commit)
+    pack.write(str(Path(repository.path) / "objects" / "pack"))
+    index.write()
+    repository.references.create(f"refs/heads/{DEFAULT_BRANCH}", commit)  # HEAD points there
+    return str(commit)
 
 
 def commit_all(
