@@ -225,16 +225,25 @@ def scaffold(root: Path, state: State) -> dict[str, bytes]:
     files = {".gitignore": GITIGNORE.encode(), ".gitattributes": GITATTRIBUTES.encode()}
     files.update(state_to_files(state))
     filled = {rel.rsplit("/", 1)[0] for rel in files if "/" in rel}
+    folders = {"/".join(parts[:n]) for f in (*PROJECT_FOLDERS, *filled) for parts in [f.split("/")]
+               for n in range(1, len(parts) + 1)}  # fmt: skip
+    existed = set()
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in sorted(folders, key=lambda f: f.count("/")):  # each once, parents first
+        try:
+            (root / folder).mkdir()
+        except FileExistsError:  # an imported tree brings its own folders
+            existed.add(folder)
     for folder in PROJECT_FOLDERS:
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        if folder.split("/")[0] not in IGNORED_FOLDERS and folder not in filled:
+        if folder.split("/")[0] in IGNORED_FOLDERS or folder in filled:
+            continue
+        if folder not in existed or not any((root / folder).iterdir()):
             # Git keeps no empty folders; a placeholder keeps the tree whole in every clone.
             files[f"{folder}/.gitkeep"] = b""
+    for folder in filled & existed:  # a placeholder is no longer needed where files now are
+        (root / folder / ".gitkeep").unlink(missing_ok=True)
     for rel, data in files.items():
-        path = root / rel
-        if "/" in rel:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        (root / rel).write_bytes(data)
     return files
 
 
