@@ -45,11 +45,16 @@ from app.studio import Studio
 from app.sync_socket import sync_socket
 from app.system import health, templates
 from app.tasks_api import TaskController
+from app.webhooks_api import WebhookController
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
-from tasks.broker import build_broker, relay_events
-from tasks.runner import Runtime, make_actors
+from tasks import bench
+from tasks.broker import BrokerHealth, QueueUnavailable, backlog, build_broker, relay_events
+from tasks.failures import RetryPolicy
+from tasks.reaper import Watchdog
+from tasks.runner import Runtime, make_actors, turn_sender
 from tasks.store import TaskStore
+from tasks.webhooks import Webhooks
 
 API_PREFIXES = ("/api", "/sync", "/events", "/schema")
 FALLBACK_PAGE = Path(__file__).resolve().parent / "fallback"
@@ -65,21 +70,44 @@ def create_app(settings: Settings | None = None) -> Litestar:
     rooms = build_rooms(studio, locks)
     task_store = TaskStore(studio.index)
     hub = EventHub(studio.index)
+    if settings.bench_tasks:
+        bench.enable()
     broker = build_broker(settings.broker_url)
-    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, task_events(studio, hub))
+    broker_health = BrokerHealth("redis" if settings.broker_url else "embedded")
+    webhooks = Webhooks(studio.index, broker)
+    # Events from anywhere (this process, or workers through Redis) go to /events and the activity;
+    # those that happen in this process also go to the project's webhooks, once, from here.
+    local_events = task_events(studio, hub)
+
+    def publish(event: dict[str, Any]) -> None:
+        local_events(event)
+        webhooks.fire(event)
+
+    policy = RetryPolicy(max_attempts=settings.task_max_attempts, base_s=settings.task_retry_base_s,
+                         stale_s=settings.task_stale_s)  # fmt: skip
+    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, publish, policy=policy)
     actors = make_actors(broker, lambda: runtime)
+    runtime.send_turn = send_turn = turn_sender(actors)
+    watchdog = Watchdog(task_store, policy, publish, send_turn, lambda queue: backlog(broker, queue))
     workers: list[dramatiq.Worker] = []
     index_commit = rooms.materializer.on_commit
 
     def on_commit(committed: Committed) -> None:
         index_commit(committed)
-        hub.publish({"type": "project.committed", "project_id": committed.project_id, "sha": committed.sha,
-                     "message": committed.message, "authors": [a.name for a in committed.authors]})  # fmt: skip
+        event = {"type": "project.committed", "project_id": committed.project_id, "sha": committed.sha,
+                 "message": committed.message, "authors": [a.name for a in committed.authors]}  # fmt: skip
+        hub.publish(event)
+        webhooks.fire(event)
 
     rooms.materializer.on_commit = on_commit
 
     def send_task(task: dict[str, Any]) -> None:
-        actors[task["queue"]].send()
+        """One turn for the task's queue; :class:`QueueUnavailable` when the broker is away."""
+        try:
+            send_turn(task["queue"], 0.0)
+        except Exception as exc:
+            broker_health.mark(False, f"Redis is not reachable ({type(exc).__name__}: {exc})")
+            raise QueueUnavailable(str(exc)) from exc
 
     pwa_dir = settings.pwa_dir if (settings.pwa_dir / "index.html").exists() else FALLBACK_PAGE
 
@@ -92,10 +120,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             except Exception:
                 logs.get_logger("app").exception("trash_purge_failed")
 
+    async def watch_tasks() -> None:
+        # Running tasks whose worker went silent are retried or failed; lost turns are replaced.
+        while True:
+            await asyncio.sleep(watchdog.every_s)
+            try:
+                await asyncio.to_thread(watchdog.sweep)
+            except Exception as exc:
+                logs.get_logger("app").warning("task_watchdog_failed", error=repr(exc))
+
     def on_startup(app: Litestar) -> None:
         _die_with_parent()
         hub.loop = asyncio.get_running_loop()
-        interrupted, waiting = task_store.recover()
+        # Embedded: whatever was running died with the previous process. With Redis, workers
+        # elsewhere may still be running theirs: the watchdog judges those by their heartbeats.
+        interrupted, waiting = task_store.recover(fail_running=not settings.broker_url)
         if not settings.broker_url:
             # The embedded default: this process is its own worker. gpu runs one task at a time.
             workers.extend([dramatiq.Worker(broker, queues={"gpu"}, worker_threads=1, worker_timeout=100),
@@ -105,11 +144,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.broker_url:
             # Separate `studio worker` processes publish their events on Redis; relay them.
             app.state.relay_stop = threading.Event()
-            relay_events(settings.broker_url, runtime.publish, app.state.relay_stop)
+            relay_events(settings.broker_url, local_events, app.state.relay_stop, broker_health)
         for task_id in waiting:
             task = task_store.get(task_id)
             if task is not None:
-                send_task(task)
+                with contextlib.suppress(QueueUnavailable):  # the watchdog sends it once Redis is back
+                    send_task(task)
+        app.state.watchdog = asyncio.get_running_loop().create_task(watch_tasks())
         if interrupted or waiting:
             logs.get_logger("app").info("tasks_recovered", failed=len(interrupted), requeued=len(waiting))
         purged = projects.purge_expired()
@@ -129,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def on_shutdown(app: Litestar) -> None:
         app.state.purger.cancel()
+        app.state.watchdog.cancel()
         app.state.watcher.stop()
         app.state.watching.cancel()
         for worker in workers:
@@ -157,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             sync_socket,
             events_socket,
             TaskController,
+            WebhookController,
             AssetController,
             AuthController,
             MeController,
@@ -191,6 +234,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.events = hub
     app.state.publish_task = runtime.publish
     app.state.send_task = send_task
+    app.state.broker_health = broker_health
+    app.state.webhooks = webhooks.store
     app.state.services = Services(
         studio=studio,
         accounts=Accounts(studio),

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         Path(__file__).resolve().parents[1] / "pwa" / "build", validation_alias=_env("STUDIO_PWA_DIR")
     )
     log_format: str = Field("json", pattern="^(json|console)$", validation_alias=_env("STUDIO_LOG_FORMAT"))
+    # Tasks: attempts for transient failures, the first backoff (doubling each time), and how long
+    # a running task's worker may stay silent before it is given up for dead. Workers read the same.
+    task_max_attempts: int = Field(3, ge=1, le=20, validation_alias=_env("STUDIO_TASK_MAX_ATTEMPTS"))
+    task_retry_base_s: float = Field(2.0, ge=0, le=3600, validation_alias=_env("STUDIO_TASK_RETRY_BASE_S"))
+    task_stale_s: float = Field(30.0, ge=1, le=3600, validation_alias=_env("STUDIO_TASK_STALE_S"))
+    # The bench.steps task kind (scripts/bench/tasks.py and tests only; never for users).
+    bench_tasks: bool = Field(False, validation_alias=_env("STUDIO_BENCH_TASKS"))
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

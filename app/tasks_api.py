@@ -13,7 +13,9 @@ from app.accounts.service import User
 from app.deps import Services, require_user
 from app.problems import Problem
 from app.projects.access import project_for
-from tasks.kinds import KINDS
+from tasks import bench
+from tasks.broker import QueueUnavailable
+from tasks.kinds import KINDS, TaskKind
 from tasks.models import find_models
 from tasks.runner import event
 from tasks.store import FINISHED
@@ -26,6 +28,13 @@ class TaskIn(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     node_id: str | None = Field(None, max_length=200)
     priority: int = Field(0, ge=-10, le=10)
+
+
+def kinds_for(svc: Services) -> dict[str, TaskKind]:
+    """The task kinds people may use here (the bench kind only where benchmarks enabled it)."""
+    if svc.studio.settings.bench_tasks:
+        return KINDS
+    return {name: kind for name, kind in KINDS.items() if name != bench.KIND}
 
 
 def task_for(svc: Services, user: User, task_id: str, need: str = "viewer") -> dict[str, Any]:
@@ -47,11 +56,11 @@ class TaskController(Controller):
     guards = [require_user]
 
     @get("/task-kinds", sync_to_thread=False)
-    def kinds(self) -> list[dict[str, Any]]:
+    def kinds(self, svc: Services) -> list[dict[str, Any]]:
         return [
             {"kind": k.kind, "queue": k.queue, "description": k.description,
              "params_schema": k.params.model_json_schema()}
-            for k in KINDS.values()
+            for k in kinds_for(svc).values()
         ]  # fmt: skip
 
     @get("/models", sync_to_thread=True)
@@ -64,7 +73,7 @@ class TaskController(Controller):
                 svc: Services) -> dict[str, Any]:  # fmt: skip
         pid = str(project_id)
         project_for(svc.studio.index, user, pid, "editor")
-        kind = KINDS.get(data.kind)
+        kind = kinds_for(svc).get(data.kind)
         if kind is None:
             raise Problem(422, f"There is no task kind '{data.kind}'; GET /api/task-kinds lists them.",
                           errors=[{"field": "kind", "message": "unknown kind"}])  # fmt: skip
@@ -86,8 +95,15 @@ class TaskController(Controller):
         task = svc.tasks.create(project_id=pid, kind=kind.kind, queue=kind.queue, params=params.model_dump(),
                                 node_id=data.node_id, requester_id=user.id, priority=data.priority,
                                 size_key=kind.size_key(params))  # fmt: skip
+        try:
+            request.app.state.send_task(task)
+        except QueueUnavailable:
+            # Refused rather than held: nothing half-made stays behind, and the person knows.
+            svc.tasks.discard(task["id"])
+            raise Problem(503, "The task queue (Redis) cannot be reached right now, so the task was not "
+                          "queued. Try again in a moment: GET /api/health shows when the queue is back.",
+                          slug="queue-unavailable", headers={"Retry-After": "5"}) from None  # fmt: skip
         request.app.state.publish_task(event("queued", task))
-        request.app.state.send_task(task)
         return task
 
     @get("/projects/{project_id:uuid}/tasks", sync_to_thread=False)

@@ -140,7 +140,44 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX tasks_history ON tasks(kind, size_key, state, finished_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    # Failures: a running task's worker says it is alive (heartbeat_at) so a watchdog can tell a
+    # dead worker from a slow task; a transient failure waits for its next attempt (retry_at).
+    db.execute("ALTER TABLE tasks ADD COLUMN heartbeat_at TEXT")
+    db.execute("ALTER TABLE tasks ADD COLUMN retry_at TEXT")
+    db.execute("ALTER TABLE tasks ADD COLUMN worker TEXT")
+    db.execute("CREATE INDEX tasks_running ON tasks(state, heartbeat_at)")
+    db.execute("""
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1,
+            created_by TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX webhooks_project ON webhooks(project_id)")
+    db.execute("""
+        CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            status_code INTEGER,
+            duration_ms REAL,
+            error TEXT,
+            ok INTEGER NOT NULL,
+            will_retry INTEGER NOT NULL DEFAULT 0,
+            time TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 class Index:

@@ -38,6 +38,7 @@ class Context:
     progress: Callable[[float], None]
     cancelled: Callable[[], bool]
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    attempt: int = 1  # 1 on the first run; more when a transient failure is being retried
 
     def check(self) -> None:
         """Stop here if the task was cancelled (call between steps)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync.db import Index
@@ -18,7 +18,8 @@ from sync.db import Index
 FINISHED = ("succeeded", "failed", "cancelled")
 COLUMNS = (
     "id, project_id, kind, queue, params, node_id, requester_id, priority, state, progress, error, outputs, "
-    "attempts, cancel_requested, size_key, created_at, started_at, finished_at, duration_s"
+    "attempts, cancel_requested, size_key, created_at, started_at, finished_at, duration_s, retry_at, "
+    "heartbeat_at, worker"
 )
 
 
@@ -35,7 +36,7 @@ class TaskStore:
         task_id = str(uuid.uuid4())
         self.index.db.execute(
             f"INSERT INTO tasks({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, NULL, '[]', 0, 0, ?, ?, "  # noqa: S608
-            "NULL, NULL, NULL)",
+            "NULL, NULL, NULL, NULL, NULL, NULL)",
             [task_id, project_id, kind, queue, json.dumps(params, sort_keys=True), node_id, requester_id, priority,
              size_key, now_iso()],
         )  # fmt: skip
@@ -89,11 +90,16 @@ class TaskStore:
             "(state = 'running' OR (state = 'queued' AND (priority > ? OR (priority = ? AND created_at < ?))))",
             [task["queue"], task["id"], task["priority"], task["priority"], task["created_at"]],
         ).fetchall()
-        total = own
+        typical = {(task["kind"], task["size_key"]): own}  # one history query per kind and size
+        wait, running = 0.0, 0
         for kind, size_key, state, progress in ahead:
-            d = self.typical_duration(kind, size_key) or own
-            total += d * (1 - progress) if state == "running" else d
-        return round(total, 2)
+            if (kind, size_key) not in typical:
+                typical[kind, size_key] = self.typical_duration(kind, size_key) or own
+            d = typical[kind, size_key]
+            wait += d * (1 - progress) if state == "running" else d
+            running += state == "running"
+        # The tasks running now show how many run side by side in this queue (cpu: several).
+        return round(own + wait / max(1, running), 2)
 
     def update(self, task_id: str, **fields: Any) -> None:
         if "outputs" in fields:
@@ -101,27 +107,81 @@ class TaskStore:
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.index.db.execute(f"UPDATE tasks SET {sets} WHERE id = ?", [*fields.values(), task_id])  # noqa: S608
 
-    def claim_next(self, queue: str) -> str | None:
+    def claim_next(self, queue: str, worker: str = "") -> str | None:
         """Mark the next task of ``queue`` running (highest priority, then oldest); its id, or None.
 
         Messages carry no task id: each is one turn of work for its queue, so priorities and queue
         positions are exact whatever order the broker delivers in, and a cancelled task is
-        simply never claimed."""
+        simply never claimed. A task waiting for its next attempt (``retry_at``) is skipped until
+        then. ``worker`` names who runs it, for the message if that worker goes silent."""
+        now = now_iso()
         row = self.index.db.execute(
-            "UPDATE tasks SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ("
+            "UPDATE tasks SET state = 'running', started_at = ?, heartbeat_at = ?, worker = ?, retry_at = NULL, "
+            "  progress = 0, attempts = attempts + 1 WHERE id = ("
             "  SELECT id FROM tasks WHERE state = 'queued' AND queue = ? AND cancel_requested = 0 "
-            "  ORDER BY priority DESC, created_at LIMIT 1) RETURNING id",
-            [now_iso(), queue],
+            "  AND (retry_at IS NULL OR retry_at <= ?) ORDER BY priority DESC, created_at LIMIT 1) RETURNING id",
+            [now, now, worker, queue, now],
         ).fetchone()
         return str(row[0]) if row else None
 
+    def heartbeat(self, task_ids: list[str]) -> None:
+        """The worker running ``task_ids`` is alive (see :meth:`stale`)."""
+        if task_ids:
+            marks = ", ".join("?" * len(task_ids))
+            self.index.db.execute(
+                f"UPDATE tasks SET heartbeat_at = ? WHERE state = 'running' AND id IN ({marks})",  # noqa: S608
+                [now_iso(), *task_ids],
+            )
+
+    def retry_later(self, task_id: str, attempt: int, delay_s: float, error: str) -> bool:
+        """Put a running task back in its queue to run again after ``delay_s`` seconds, keeping
+        ``error`` to show meanwhile. Only while attempt ``attempt`` is still the one running."""
+        at = (datetime.now(UTC) + timedelta(seconds=delay_s)).isoformat(timespec="microseconds")
+        row = self.index.db.execute(
+            "UPDATE tasks SET state = 'queued', retry_at = ?, error = ?, progress = 0, started_at = NULL, "
+            "heartbeat_at = NULL, worker = NULL WHERE id = ? AND state = 'running' AND attempts = ? RETURNING id",
+            [at, error, task_id, attempt],
+        ).fetchone()
+        return row is not None
+
+    def stale(self, older_than_s: float) -> list[dict[str, Any]]:
+        """Running tasks whose worker has not said it is alive for ``older_than_s`` seconds."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=older_than_s)).isoformat(timespec="microseconds")
+        rows = self.index.db.execute(
+            "SELECT id FROM tasks WHERE state = 'running' AND COALESCE(heartbeat_at, started_at, created_at) < ?",
+            [cutoff],
+        ).fetchall()
+        return [t for (task_id,) in rows if (t := self.get(task_id)) is not None]
+
+    def waiting_turns(self, queue: str, older_than_s: float) -> tuple[int, int]:
+        """(tasks of ``queue`` ready to run for more than ``older_than_s`` s, tasks running in it)."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=older_than_s)).isoformat(timespec="microseconds")
+        ready, running = self.index.db.execute(
+            "SELECT COALESCE(SUM(state = 'queued' AND cancel_requested = 0 AND COALESCE(retry_at, created_at) < ?), 0), "
+            "COALESCE(SUM(state = 'running'), 0) FROM tasks WHERE queue = ? AND state IN ('queued', 'running')",
+            [cutoff, queue],
+        ).fetchone()
+        return int(ready), int(running)
+
     def finish(self, task_id: str, state: str, *, error: str | None = None,
-               outputs: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
-        row = self.index.db.execute("SELECT started_at FROM tasks WHERE id = ?", [task_id]).fetchone()
-        started = datetime.fromisoformat(row[0]) if row and row[0] else None
+               outputs: list[dict[str, Any]] | None = None, attempt: int | None = None) -> bool:  # fmt: skip
+        """End the task in ``state``. With ``attempt``, only if that attempt is still the one
+        running (a worker that was given up for dead must not overwrite its successor)."""
+        row = self.index.db.execute(
+            "SELECT started_at, attempts, state FROM tasks WHERE id = ?", [task_id]
+        ).fetchone()
+        if row is None or (attempt is not None and (row[1] != attempt or row[2] != "running")):
+            return False
+        started = datetime.fromisoformat(row[0]) if row[0] else None
         duration = (datetime.now(UTC) - started).total_seconds() if started else None
         self.update(task_id, state=state, error=error, outputs=outputs or [], finished_at=now_iso(),
-                    duration_s=duration, **({"progress": 1.0} if state == "succeeded" else {}))  # fmt: skip
+                    duration_s=duration, heartbeat_at=None, retry_at=None,
+                    **({"progress": 1.0} if state == "succeeded" else {}))  # fmt: skip
+        return True
+
+    def discard(self, task_id: str) -> None:
+        """Forget a task that was never queued (its message could not be sent)."""
+        self.index.db.execute("DELETE FROM tasks WHERE id = ? AND state = 'queued'", [task_id])
 
     def request_cancel(self, task_id: str) -> str:
         """Cancel: a queued task is cancelled at once; a running one is asked to stop. Returns the state."""
@@ -138,10 +198,17 @@ class TaskStore:
         row = self.index.db.execute("SELECT cancel_requested FROM tasks WHERE id = ?", [task_id]).fetchone()
         return bool(row and row[0])
 
-    def recover(self) -> tuple[list[str], list[str]]:
-        """After a restart: interrupted tasks fail with the reason; queued ones are returned to re-send."""
+    def recover(self, *, fail_running: bool = True) -> tuple[list[str], list[str]]:
+        """After a restart: interrupted tasks fail with the reason; queued ones are returned to re-send.
+
+        ``fail_running=False`` when workers run elsewhere (Redis): a running task may be alive on
+        another machine, and the watchdog (``tasks.reaper``) judges it by its heartbeats instead."""
         db = self.index.db
-        interrupted = [r[0] for r in db.execute("SELECT id FROM tasks WHERE state = 'running'").fetchall()]
+        interrupted = (
+            [r[0] for r in db.execute("SELECT id FROM tasks WHERE state = 'running'").fetchall()]
+            if fail_running
+            else []
+        )
         for task_id in interrupted:
             self.finish(
                 task_id, "failed", error="The studio stopped while this task was running. Run it again."

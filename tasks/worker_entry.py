@@ -13,9 +13,12 @@ from typing import Any
 
 from sync.db import Index
 from sync.workspace import Workspace
+from tasks import bench
 from tasks.broker import install, redis_publisher
-from tasks.runner import Runtime, make_actors
+from tasks.failures import RetryPolicy
+from tasks.runner import Runtime, make_actors, turn_sender
 from tasks.store import TaskStore
+from tasks.webhooks import Webhooks
 
 broker = install(os.environ.get("STUDIO_BROKER_URL") or None)  # first, before any actor exists
 _index = Index(Path(os.environ.get("STUDIO_DATA_DIR", "data/runtime")).resolve() / "studio.db")
@@ -33,11 +36,25 @@ def _no_events(event: dict[str, Any]) -> None:
     return None
 
 
+if os.environ.get("STUDIO_BENCH_TASKS", "").lower() in ("1", "true", "yes", "on"):
+    bench.enable()
 _url = os.environ.get("STUDIO_BROKER_URL") or None
+_relay = redis_publisher(_url) if _url else _no_events
+# Webhook deliveries run here too (cpu queue); the events of the tasks run here are fired from here.
+webhooks = Webhooks(_index, broker)
+
+
+def _publish(event: dict[str, Any]) -> None:
+    _relay(event)
+    webhooks.fire(event)
+
+
 _runtime = Runtime(
     TaskStore(_index),
     _project_root,
     Path(os.environ.get("STUDIO_MODELS_DIR", "data/runtime/models")).resolve(),
-    redis_publisher(_url) if _url else _no_events,
+    _publish,
+    policy=RetryPolicy.from_env(),
 )
 actors = make_actors(broker, lambda: _runtime)
+_runtime.send_turn = turn_sender(actors)
