@@ -153,6 +153,29 @@ def stop_server(server: LiveServer) -> None:
         os.killpg(server.process.pid, signal.SIGKILL)  # any worker left behind
 
 
+def start_worker(tmp: Path, broker_url: str, log_name: str = "worker.log", queues: str = "cpu",
+                 **env: str) -> subprocess.Popen[bytes]:  # fmt: skip
+    """A real ``studio worker`` (one thread) over ``tmp/data`` and ``tmp/workspace``, in its own
+    process group (so ``os.killpg`` reaches Dramatiq's worker processes too)."""
+    environ = {**os.environ, "STUDIO_BROKER_URL": broker_url, "STUDIO_DATA_DIR": str(tmp / "data"),
+               "WORKSPACE_ROOT": str(tmp / "workspace"), **env}  # fmt: skip
+    with open(tmp / log_name, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--queues", queues, "--threads", "1"],
+            cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(tmp_path_factory.mktemp("live"))

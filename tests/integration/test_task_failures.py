@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import ROOT, LiveServer, free_port, start_server, stop_server
+from tests.conftest import LiveServer, free_port, start_server, start_worker, stop_server, stop_worker
 
 BENCH = {"STUDIO_BENCH_TASKS": "true", "STUDIO_TASK_RETRY_BASE_S": "0.3", "STUDIO_SEED_SAMPLES": "false"}
 
@@ -146,26 +145,6 @@ def test_the_bench_kind_exists_only_where_enabled(embedded: LiveServer, tmp_path
 
 
 # -- separate workers over Redis ----------------------------------------------------------------
-
-
-def start_worker(tmp: Path, url: str, log_name: str, **env: str) -> subprocess.Popen[bytes]:
-    environ = {**os.environ, "STUDIO_BROKER_URL": url, "STUDIO_DATA_DIR": str(tmp / "data"),
-               "WORKSPACE_ROOT": str(tmp / "workspace"), **BENCH, **env}  # fmt: skip
-    with open(tmp / log_name, "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker", "--queues", "cpu", "--threads", "1"],
-            cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=5)
 
 
 def test_a_worker_killed_mid_task_leaves_it_retried_never_stuck_running(
