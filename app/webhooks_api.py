@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field, field_validator
 
 from app.accounts.service import User
-from app.deps import Services, require_user
+from app.deps import Services, require_member, require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from tasks.webhooks import PATTERNS, WebhookStore
@@ -91,7 +91,7 @@ def _hook(request: Request[Any, Any, Any], project_id: str, webhook_id: str) -> 
 class WebhookController(Controller):
     path = "/api/projects/{project_id:uuid}/webhooks"
     tags = ["webhooks"]
-    guards = [require_user]
+    guards = [require_user, require_member]  # strangers get the 404 before any body is read
 
     @post("/", status_code=HTTP_201_CREATED, sync_to_thread=False)
     def create(
