@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, MapEvent
 
 from sync import protocol
 from sync.protocol import Close, Kind, ProtocolError
@@ -76,6 +76,7 @@ class AwarenessEntry:
 
 
 CONFLICT_WINDOW_S = 30.0
+LOST_WRITE_TRIES = 10  # how many recent writes by others a lost write is looked for behind
 WATCHED_ROOTS = ("meta", "canvases", "story", "assets", "takes")
 
 
@@ -98,6 +99,53 @@ def _plain(value: Any) -> Any:
         return to_py()
     except Exception:  # a shared value already removed from the doc
         return None
+
+
+_MISSING = object()
+
+
+def _value_at(doc: Doc[Any], path: tuple[str, ...]) -> Any:
+    """The plain value at ``path`` (root name, then keys), or ``_MISSING``."""
+    node: Any = doc.get(path[0], type=Map)
+    for key in path[1:]:
+        if not isinstance(node, Map) or key not in node:
+            return _MISSING
+        node = node[key]
+    return _plain(node)
+
+
+def _writes_at(
+    doc: Doc[Any], update: bytes, paths: set[tuple[str, ...]]
+) -> list[tuple[tuple[str, ...], Any]]:
+    """Apply ``update`` to ``doc``; return the (key path, value) it visibly wrote in the maps at ``paths``."""
+    written: list[tuple[tuple[str, ...], Any]] = []
+
+    def collect(root: str) -> Callable[..., None]:
+        def observe(events: list[Any], *_: Any) -> None:
+            for event in events:
+                path = (root, *[str(p) for p in event.path])
+                if isinstance(event, MapEvent) and path in paths:
+                    for key, change in getattr(event, "keys", {}).items():
+                        if change.get("action") in ("add", "update"):
+                            written.append(((*path, str(key)), _plain(change.get("newValue"))))
+
+        return observe
+
+    roots = [(doc.get(name, type=Map), name) for name in {p[0] for p in paths}]
+    subscriptions = [(root, root.observe_deep(collect(name))) for root, name in roots]
+    try:
+        doc.apply_update(update)
+    finally:
+        for root, subscription in subscriptions:
+            root.unobserve(subscription)
+    return written
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    # 30 == 30.0 (pycrdt hands numbers back as floats), but True is not 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
 
 
 class Room:
@@ -124,6 +172,7 @@ class Room:
         self._subscription = doc.observe(lambda event: self._captured.append(event.update))
         self._writer = ""
         self._last_write: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._silent: set[tuple[str, ...]] = set()
         self._deep_subscriptions = self._watch_keys()
 
     def _watch_keys(self) -> list[Any]:
@@ -148,6 +197,10 @@ class Room:
         now = time.monotonic()
         writer = self._writer
         for event in events:
+            if isinstance(event, MapEvent) and not getattr(event, "keys", None) and writer:
+                # Something was written into this map and nothing it shows changed: a write that
+                # lost the merge to a concurrent one (see _report_lost_writes).
+                self._silent.add((root, *[str(p) for p in getattr(event, "path", [])]))
             for key, change in (getattr(event, "keys", None) or {}).items():
                 path = (root, *[str(p) for p in event.path], str(key))
                 # The latest write to the key or to any map above it (a node added whole).
@@ -234,6 +287,7 @@ class Room:
             return
         self._check_foreign(update)
         self._captured.clear()
+        self._silent.clear()
         self._writer = peer.who.user_id
         try:
             self.doc.apply_update(update)
@@ -243,11 +297,14 @@ class Room:
         finally:
             self._writer = ""
         changes, self._captured = self._captured, []
+        silent, self._silent = self._silent, set()
         if not changes:
             return  # nothing new (a duplicate, or waiting for updates it depends on)
         if not self._still_this_project():
             self._reload()
             raise ProtocolError("the update belongs to another document")
+        if silent:
+            self._report_lost_writes(update, silent, peer.who.user_id)
         for change in changes:
             self.updates.append(self.project_id, change, peer.who.user_id)  # D1: durable first
             self.broadcast(protocol.sync_update(change), exclude=peer)
@@ -269,6 +326,48 @@ class Room:
         if changes:
             self.on_update(user_id)
         return bool(changes)
+
+    def _report_lost_writes(self, update: bytes, paths: set[tuple[str, ...]], writer: str) -> None:
+        """C3 for the write that loses the merge: Yjs orders concurrent writes to one key by client
+        id, so a write arriving after a concurrent one may never show. Replayed without the other
+        people's recent writes it may have lost to (newest first, one more each try), the update
+        shows what it wrote; each value the document does not hold is reported as lost."""
+        loaded = self.updates.load(self.project_id)
+        cutoff = time.time() - CONFLICT_WINDOW_S
+        entries = loaded.updates
+        others = [i for i, e in enumerate(entries) if e.user_id != writer and e.time >= cutoff]
+        if not others:
+            return
+        try:
+            base: Doc[Any] = Doc()
+            if loaded.snapshot:
+                base.apply_update(loaded.snapshot)
+            for entry in entries[: others[0]]:
+                base.apply_update(entry.data)
+            prefix = base.get_update()
+            excluded: set[int] = set()
+            for index in reversed(others[-LOST_WRITE_TRIES:]):
+                excluded.add(entries[index].seq)
+                scratch: Doc[Any] = Doc()
+                scratch.apply_update(prefix)
+                for entry in entries[others[0] :]:
+                    if entry.seq not in excluded:
+                        scratch.apply_update(entry.data)
+                lost = [
+                    (path, value, kept)
+                    for path, value in _writes_at(scratch, update, paths)
+                    if (kept := _value_at(self.doc, path)) is not _MISSING and not _same_value(kept, value)
+                ]
+                if lost:
+                    break
+            else:
+                return
+        except Exception:  # the log the room was loaded from: not expected, and never fatal here
+            log.exception("lost_write_replay_failed project=%s", self.project_id)
+            return
+        for path, value, kept in lost:
+            kept_by = self._last_write.get(path, ("", 0.0))[0]
+            self.on_conflict(Conflict(list(path), value, kept, writer, kept_by))
 
     def _check_foreign(self, update: bytes) -> None:
         # Whatever of the update stands on its own integrates into an empty doc: a whole document

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from pycrdt import Map
+from pycrdt import Doc, Map
 
 from sync.client import SyncClient
 from tests.conftest import LiveServer
@@ -84,3 +84,58 @@ def test_c3_one_person_changing_their_own_value_is_no_conflict(live_server: Live
     asyncio.run(run())
     activity = httpx.get(f"{url}/api/projects/{pid}/activity", headers=h).json()
     assert not [x for x in activity if x["kind"] == "conflict"]
+
+
+def test_c3_a_write_that_loses_the_merge_is_kept_too(live_server: LiveServer) -> None:
+    """Yjs orders concurrent writes to one key by client id: Edmund's write, made offline and
+    arriving after Olive's, never shows in the document. It is still in the activity, restorable."""
+    url, ws = live_server.url, live_server.url.replace("http", "ws")
+    olga, ed = register(url, "Olive"), register(url, "Edmund")
+    ho = {"Authorization": f"Bearer {olga['token']}"}
+    pid = httpx.post(f"{url}/api/projects", headers=ho, json={"name": "Silent Loss"}).json()["id"]
+    httpx.post(
+        f"{url}/api/projects/{pid}/members",
+        headers=ho,
+        json={"email": "edmund@example.org", "role": "editor"},
+    )
+
+    def params(client: SyncClient) -> Any:
+        node = client.doc.get("canvases", type=Map)["main"]["nodes"].get("sampler")
+        return node["params"] if node is not None else None
+
+    async def run() -> None:
+        # Edmund's client id is the lower one: his concurrent write is the one Yjs discards.
+        a = SyncClient(ws, pid, olga["token"], doc=Doc(client_id=4_000_000_000))
+        b = SyncClient(ws, pid, ed["token"], doc=Doc(client_id=7))
+        async with a, b:
+            a.doc.get("canvases", type=Map)["main"]["nodes"]["sampler"] = Map(
+                {"type": "image.diffusion", "x": 0, "y": 0, "params": Map({"steps": 20, "seed": 1})}
+            )
+            await a.flushed()
+            assert await eventually(lambda: params(b) is not None and params(b)["steps"] == 20)
+            await b.disconnect()
+            params(b)["steps"] = 40  # offline
+            params(a)["steps"] = 30
+            await a.flushed()
+            await b.connect()
+            await b.flushed()
+            assert await eventually(lambda: params(b)["steps"] == 30)
+            assert params(a)["steps"] == 30  # Edmund's 40 lost the merge everywhere
+
+            async with httpx.AsyncClient() as http:
+                activity = (await http.get(f"{url}/api/projects/{pid}/activity", headers=ho)).json()
+            conflicts = [x for x in activity if x["kind"] == "conflict"]
+            assert len(conflicts) == 1, conflicts
+            detail = conflicts[0]["detail"]
+            assert detail["path"] == ["canvases", "main", "nodes", "sampler", "params", "steps"]
+            assert (detail["lost"], detail["lost_by"], detail["kept_by"]) == (40, "Edmund", "Olive")
+
+            async with httpx.AsyncClient() as http:
+                r = await http.post(
+                    f"{url}/api/projects/{pid}/activity/{conflicts[0]['id']}/restore", headers=ho
+                )
+            assert r.status_code == 200, r.text
+            assert await eventually(lambda: params(a)["steps"] == 40 and params(b)["steps"] == 40)
+            assert params(a)["seed"] == 1  # nothing else was touched
+
+    asyncio.run(run())
