@@ -1,0 +1,109 @@
+/**
+ * Live tasks of one project: the list from GET /api/projects/{id}/tasks, then every change from
+ * the `/events` socket (task.queued / progress / succeeded / failed / cancelled). The socket
+ * reconnects by itself; after a reconnect the list is fetched again so nothing is missed.
+ */
+import { api, errorMessage, type Task, type TaskEvent } from '$lib/api';
+
+export const ACTIVE = new Set(['queued', 'running']);
+const RANK: Record<string, number> = { queued: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
+
+/** Applies one event to the list (newest first); returns the new list, or the same one. */
+export function applyEvent(tasks: Task[], event: TaskEvent, projectId: string): Task[] {
+	const task = event.task;
+	if (!task || !event.type.startsWith('task.') || (event.project_id ?? task.project_id) !== projectId) {
+		return tasks;
+	}
+	const i = tasks.findIndex((t) => t.id === task.id);
+	if (i === -1) return [task, ...tasks];
+	const known = tasks[i]!;
+	// Events and answers can cross (a task may fail before its POST returns): never go backwards.
+	if ((RANK[task.state] ?? 0) < (RANK[known.state] ?? 0)) return tasks;
+	const next = tasks.slice();
+	next[i] = { ...known, ...task };
+	return next;
+}
+
+/** "about 2 minutes left", "under a minute left", or '' when unknown. */
+export function etaWords(seconds: number | null | undefined): string {
+	if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
+	if (seconds < 60) return 'under a minute left';
+	const minutes = Math.round(seconds / 60);
+	if (minutes < 60) return `about ${minutes} ${minutes === 1 ? 'minute' : 'minutes'} left`;
+	const hours = Math.round(minutes / 6) / 10;
+	return `about ${hours} hours left`;
+}
+
+export class ProjectTasks {
+	tasks = $state<Task[]>([]);
+	connected = $state(false);
+	error = $state<string | null>(null);
+	private socket: WebSocket | null = null;
+	private retry: ReturnType<typeof setTimeout> | null = null;
+	private closed = false;
+	private attempts = 0;
+
+	constructor(
+		readonly projectId: string,
+		private token: string
+	) {
+		this.connect();
+	}
+
+	get byNode(): Map<string, Task> {
+		const map = new Map<string, Task>();
+		for (const t of [...this.tasks].reverse()) if (t.node_id) map.set(t.node_id, t);
+		return map;
+	}
+
+	private async refresh(): Promise<void> {
+		try {
+			this.tasks = await api.projectTasks(this.projectId);
+			this.error = null;
+		} catch (err) {
+			this.error = errorMessage(err);
+		}
+	}
+
+	private connect(): void {
+		if (this.closed || typeof WebSocket === 'undefined') return;
+		const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+		const ws = new WebSocket(`${scheme}//${location.host}/events?token=${encodeURIComponent(this.token)}`);
+		this.socket = ws;
+		ws.onopen = () => {
+			this.connected = true;
+			this.attempts = 0;
+			void this.refresh();
+		};
+		ws.onmessage = (e) => {
+			try {
+				this.tasks = applyEvent(this.tasks, JSON.parse(String(e.data)) as TaskEvent, this.projectId);
+			} catch {
+				// Not an event this version understands.
+			}
+		};
+		ws.onclose = () => {
+			this.connected = false;
+			this.socket = null;
+			if (this.closed) return;
+			this.attempts += 1;
+			this.retry = setTimeout(() => this.connect(), Math.min(10_000, 250 * 2 ** this.attempts));
+		};
+	}
+
+	/** Starts a task and shows it at once (the queued event updates it). */
+	add(task: Task): void {
+		this.tasks = applyEvent(this.tasks, { type: 'task.queued', project_id: this.projectId, task }, this.projectId);
+	}
+
+	async cancel(id: string): Promise<void> {
+		const task = await api.cancelTask(id);
+		this.tasks = applyEvent(this.tasks, { type: 'task.cancel', project_id: this.projectId, task }, this.projectId);
+	}
+
+	destroy(): void {
+		this.closed = true;
+		if (this.retry) clearTimeout(this.retry);
+		this.socket?.close();
+	}
+}
