@@ -61,6 +61,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
 class Server:
     """``studio serve`` in its own process group, its output in ``server.log`` beside its data."""
 
@@ -128,17 +141,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The Granian worker processes: the children of the server process."""
-        if self.proc is None:
-            return []
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == self.proc.pid:
-                pids.append(int(stat.parent.name))
-        return sorted(pids)
+        return child_pids(self.proc.pid) if self.proc is not None else []
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

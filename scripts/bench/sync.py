@@ -46,7 +46,6 @@ import platform
 import resource
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -113,18 +112,6 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
-
-
-def child_pids(parent: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == parent:
-            pids.append(int(stat.parent.name))
-    return sorted(pids)
 
 
 def raise_fd_limit(wanted: int) -> int:
@@ -262,16 +249,16 @@ class ReferenceTarget:
                 self.proc.wait(timeout=5)
 
 
-class GranianFloorTarget:
+class GranianFloorTarget(ReferenceTarget):
     """``scripts/bench/granian_floor.py`` under the same Granian: the memory per idle connection
     that any app served by Granian pays before its own code holds anything (idle run only)."""
 
-    name = "granian-floor"
     latency = False
 
-    def __init__(self, tmp: Path) -> None:
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, api_bench: ModuleType, tmp: Path) -> None:
+        super().__init__(tmp, persist=False)
+        self.api_bench = api_bench
+        self.name = "granian-floor"
         self.log_path = tmp / "granian-floor.log"
 
     def start(self) -> None:
@@ -285,40 +272,18 @@ class GranianFloorTarget:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )  # fmt: skip
         wait_for_port("127.0.0.1", self.port, 15, self.proc)  # type: ignore[arg-type]
 
     def prepare(self, rooms: int) -> list[str]:
         return [f"floor-{i:04d}" for i in range(rooms)]
 
-    def url(self, room: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/{room}"
-
     def pids(self) -> list[int]:
         """The Granian worker (the child of the server process), as for the studio."""
-        return child_pids(self.proc.pid) if self.proc else []
+        return list(self.api_bench.child_pids(self.proc.pid)) if self.proc else []
 
     def cpu_pids(self) -> list[int]:
         return [self.proc.pid, *self.pids()] if self.proc else []
-
-    def http_probe(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
-        return "(no log)"
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
 
 
 # -- the clients ------------------------------------------------------------------------------------------
@@ -771,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     if "reference" in args.servers:
         targets.append(ReferenceTarget(tmp, args.reference_persist))
     if "granian-floor" in args.servers and args.idle > 0:
-        targets.append(GranianFloorTarget(tmp))
+        targets.append(GranianFloorTarget(load_api_bench(), tmp))
     loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     runner: Callable[[Any], Any] = asyncio.run
     with contextlib.suppress(ImportError):
