@@ -1,26 +1,34 @@
-"""Assets: uploads into the project (committed as Git LFS objects), listed in the doc's ``assets``."""
+"""Assets: uploads into the project (committed as Git LFS objects), listed in the doc's ``assets``.
+
+Every step an asset goes through is an event on ``/events`` and a line of the activity feed:
+``asset.uploaded``, ``asset.thumbnail.queued``, then ``asset.thumbnail.ready`` (``app.outputs``)
+or ``asset.thumbnail.failed``; a replaced file is ``asset.changed`` and marks the nodes using it
+stale (``app.stale``). Files are served to project members only, with ETag and Range.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
-from litestar.response import File, Response, Stream
+from litestar.response import Response
 from litestar.status_codes import HTTP_201_CREATED
 
 from app.accounts.service import User
 from app.deps import Services, require_member, require_user
+from app.media import file_response
+from app.outputs import record_activity
 from app.problems import Problem
 from app.projects.access import project_for
+from app.stale import AssetChanges
 from app.studio import now_iso
 from sync.docmodel import doc_to_state, set_path
 from sync.naming import folder_name
@@ -85,13 +93,49 @@ class AssetController(Controller):
         room = await svc.rooms.get(pid)
         room.apply_local(user.id, lambda doc: set_path(doc, ["assets", asset["id"]], asset))
         await svc.rooms.flush(pid, note=f"Upload {asset['name']}")
-        request.app.state.events.publish({"type": "asset.uploaded", "project_id": pid, "asset": asset})
-        if asset["kind"] == "image":
-            task = svc.tasks.create(project_id=pid, kind="asset.thumbnail", queue="cpu",
-                                    params={"path": asset["path"], "size": 320}, node_id=None, requester_id=user.id)  # fmt: skip
-            request.app.state.publish_task(event("queued", task))
-            request.app.state.send_task(task)
+        uploaded = {"type": "asset.uploaded", "project_id": pid, "asset": asset}
+        request.app.state.events.publish(uploaded)
+        record_activity(
+            svc.studio, pid, user.id, "asset.uploaded", f"{user.name} uploaded {asset['name']}", uploaded
+        )
+        _queue_thumbnail(request, svc, pid, asset, user)
         return {k: asset[k] for k in ("id", "name", "kind", "path", "sha256", "size")}
+
+    @put("/{asset_id:str}/file", summary="Replace an asset's file (multipart field 'file')")
+    async def replace_asset(
+        self, request: Request[Any, Any, Any], project_id: UUID, asset_id: str, user: User, svc: Services,
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> dict[str, Any]:  # fmt: skip
+        """A new version of the asset under the same path; the nodes that use it become stale."""
+        pid = str(project_id)
+        _, rel = project_for(svc.studio.index, user, pid, "editor")
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Problem(422, "Send the file as the multipart field 'file'.",
+                          errors=[{"field": "file", "message": "missing"}])  # fmt: skip
+        room = await svc.rooms.get(pid)
+        asset = doc_to_state(room.doc)["assets"].get(asset_id)
+        if asset is None:
+            raise Problem(404, "There is no such asset in this project.")
+        new_kind = kind_of(upload.filename or asset["name"])
+        if upload.filename and new_kind != asset["kind"]:
+            raise Problem(422, f"{asset['name']} is a {asset['kind']} file; a {new_kind} file cannot replace it.",
+                          errors=[{"field": "file", "message": "different kind"}])  # fmt: skip
+        root = svc.projects.root(rel)
+        changes: AssetChanges = request.app.state.asset_changes
+        scratch = root / "05_Cache" / f".replace-{uuid.uuid4().hex}"
+        try:
+            sha256, size = await asyncio.to_thread(_save, upload, scratch)
+            changes.expected[(pid, asset["path"])] = sha256
+            await asyncio.to_thread(scratch.replace, root / asset["path"])
+        finally:
+            scratch.unlink(missing_ok=True)
+        await changes.changed(pid, asset_id, sha256=sha256, size=size, user_id=user.id,
+                              reason=f"{user.name} replaced {asset['name']}")  # fmt: skip
+        changes.expected.pop((pid, asset["path"]), None)
+        updated = {**asset, "sha256": sha256, "size": size}
+        _queue_thumbnail(request, svc, pid, updated, user)
+        return {k: updated[k] for k in ("id", "name", "kind", "path", "sha256", "size")}
 
     @get("/")
     async def list_assets(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
@@ -113,52 +157,38 @@ class AssetController(Controller):
         path = (root / asset["path"]).resolve() if asset else None
         if asset is None or path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
             raise Problem(404, "There is no such asset in this project.")
-        etag = f'"{asset["sha256"]}"'
-        size = path.stat().st_size
-        headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
-        if request.headers.get("if-none-match") == etag:
-            return Response(b"", status_code=304, headers=headers)
-        wanted = request.headers.get("range")
-        if not wanted:
-            return File(path, filename=asset["name"], etag=None, headers=headers)
-        span = _parse_range(wanted, size)
-        if span is None:
-            return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-        start, end = span
-        return Stream(
-            _chunks(path, start, end), status_code=206, media_type="application/octet-stream",
-            headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)},
-        )  # fmt: skip
+        return file_response(request, path, etag=f'"{asset["sha256"]}"', filename=asset["name"])
+
+    @get("/{asset_id:str}/thumbnail")
+    async def asset_thumbnail(
+        self, request: Request[Any, Any, Any], project_id: UUID, asset_id: str, user: User, svc: Services
+    ) -> Response[Any]:
+        """The asset's preview (PNG), once ``asset.thumbnail.ready`` has been announced."""
+        pid = str(project_id)
+        _, rel = project_for(svc.studio.index, user, pid)
+        room = await svc.rooms.get(pid)
+        asset = doc_to_state(room.doc)["assets"].get(asset_id)
+        root = svc.projects.root(rel)
+        thumb = asset.get("thumbnail") if asset else None
+        path = (root / thumb).resolve() if thumb else None
+        if path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
+            raise Problem(404, "This asset has no thumbnail (yet).")
+        etag = f'"{path.stat().st_mtime_ns:x}-{path.stat().st_size:x}"'
+        return file_response(request, path, etag=etag, filename=path.name)
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` (one range) as inclusive offsets; None if unsatisfiable."""
-    unit, _, spec = header.partition("=")
-    if unit.strip() != "bytes" or "," in spec or "-" not in spec:
-        return None
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            start, end = max(0, size - length), size - 1
-        else:
-            start = int(first)
-            end = min(int(last), size - 1) if last else size - 1
-    except ValueError:
-        return None
-    return (start, end) if 0 <= start <= end < size else None
-
-
-async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
-    left = end - start + 1
-    with open(path, "rb") as fh:  # noqa: ASYNC230 - a local file read in 256 KiB steps
-        fh.seek(start)
-        while left > 0:
-            chunk = fh.read(min(left, 256 * 1024))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk
+def _queue_thumbnail(
+    request: Request[Any, Any, Any], svc: Services, pid: str, asset: dict[str, Any], user: User
+) -> None:
+    if asset["kind"] != "image":
+        return
+    task = svc.tasks.create(project_id=pid, kind="asset.thumbnail", queue="cpu",
+                            params={"path": asset["path"], "size": 320, "asset": asset["id"]},
+                            node_id=None, requester_id=user.id)  # fmt: skip
+    request.app.state.publish_task(event("queued", task))
+    request.app.state.events.publish({"type": "asset.thumbnail.queued", "project_id": pid, "asset": asset["id"],
+                                      "task": task["id"]})  # fmt: skip
+    request.app.state.send_task(task)
 
 
 def _save(upload: UploadFile, target: Path) -> tuple[str, int]:

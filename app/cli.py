@@ -74,6 +74,18 @@ def _worker(args: argparse.Namespace) -> int:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
+    # The worker processes read their settings from the environment (tasks/worker_entry.py):
+    # hand them what was validated here, values from .env included.
+    os.environ.update({
+        "STUDIO_BROKER_URL": settings.broker_url, "STUDIO_DATA_DIR": str(settings.data_dir),
+        "WORKSPACE_ROOT": str(settings.workspace_root), "STUDIO_MODELS_DIR": str(settings.models_dir),
+        "HOST": settings.host, "PORT": str(settings.port),
+    })  # fmt: skip
+    if settings.server_url:
+        os.environ["STUDIO_SERVER_URL"] = settings.server_url
+    if settings.worker_secret:
+        os.environ["STUDIO_WORKER_SECRET"] = settings.worker_secret.get_secret_value()
+
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     options = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
         [

@@ -35,15 +35,18 @@ from app.assets import AssetController
 from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.events import EventHub, events_socket
+from app.outputs import Outputs, record_activity, upload_outputs
 from app.problems import handle_exception
 from app.projects.controllers import ProjectController
 from app.projects.live import build_rooms, build_watcher
 from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.settings import Settings, load_settings
+from app.stale import AssetChanges
 from app.studio import Studio
 from app.sync_socket import sync_socket
 from app.system import health, templates
+from app.takes import TakeController
 from app.tasks_api import TaskController
 from app.webhooks_api import WebhookController
 from sync.materializer import Committed
@@ -51,6 +54,7 @@ from sync.workspace import ProjectLocks
 from tasks import bench
 from tasks.broker import BrokerHealth, QueueUnavailable, backlog, build_broker, relay_events
 from tasks.failures import RetryPolicy
+from tasks.outputs import worker_secret
 from tasks.reaper import Watchdog
 from tasks.runner import Runtime, make_actors, turn_sender
 from tasks.store import TaskStore
@@ -85,7 +89,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     policy = RetryPolicy(max_attempts=settings.task_max_attempts, base_s=settings.task_retry_base_s,
                          stale_s=settings.task_stale_s)  # fmt: skip
-    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, publish, policy=policy)
+    secret = worker_secret(
+        settings.data_dir, settings.worker_secret.get_secret_value() if settings.worker_secret else None
+    )
+    outputs = Outputs(studio, rooms, task_store, hub.publish, secret)
+    asset_changes = AssetChanges(studio, rooms, hub.publish)
+    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, publish, outputs.in_process(),
+                      policy=policy)  # fmt: skip
     actors = make_actors(broker, lambda: runtime)
     runtime.send_turn = send_turn = turn_sender(actors)
     watchdog = Watchdog(task_store, policy, publish, send_turn, lambda queue: backlog(broker, queue))
@@ -131,7 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def on_startup(app: Litestar) -> None:
         _die_with_parent()
-        hub.loop = asyncio.get_running_loop()
+        hub.loop = outputs.loop = asyncio.get_running_loop()
         # Embedded: whatever was running died with the previous process. With Redis, workers
         # elsewhere may still be running theirs: the watchdog judges those by their heartbeats.
         interrupted, waiting = task_store.recover(fail_running=not settings.broker_url)
@@ -155,7 +165,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             logs.get_logger("app").info("tasks_recovered", failed=len(interrupted), requeued=len(waiting))
         purged = projects.purge_expired()
         app.state.purger = asyncio.get_running_loop().create_task(purge_hourly())
-        app.state.watcher = build_watcher(studio, rooms)
+        app.state.watcher = build_watcher(studio, rooms, on_media=asset_changes.files_changed)
         app.state.watching = asyncio.get_running_loop().create_task(app.state.watcher.run())
         # Everything built at start lives as long as the process: keep it out of the collector's
         # scans, which otherwise show up as latency spikes under load.
@@ -200,7 +210,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             events_socket,
             TaskController,
             WebhookController,
+            upload_outputs,
             AssetController,
+            TakeController,
             AuthController,
             MeController,
             ProjectController,
@@ -232,6 +244,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_auth=settings.rate_limit_auth,
     )
     app.state.events = hub
+    app.state.outputs = outputs
+    app.state.asset_changes = asset_changes
     app.state.publish_task = runtime.publish
     app.state.send_task = send_task
     app.state.broker_health = broker_health
@@ -268,6 +282,12 @@ def task_events(studio: Studio, hub: EventHub) -> Callable[[dict[str, Any]], Non
                 [task["project_id"], task["finished_at"] or "", task["requester_id"], task["requester_id"],
                  event["type"], summary, json.dumps({"task": task["id"], "outputs": task["outputs"]})],
             )  # fmt: skip
+        if task["kind"] == "asset.thumbnail" and ended == "failed":
+            failed = {"type": "asset.thumbnail.failed", "project_id": task["project_id"],
+                      "asset": task["params"].get("asset"), "source": task["params"].get("path"), "error": task["error"]}  # fmt: skip
+            hub.publish(failed)
+            record_activity(studio, task["project_id"], task["requester_id"], failed["type"],
+                            f"No thumbnail for {task['params'].get('path')}: {task['error']}", failed)  # fmt: skip
 
     return publish
 
@@ -289,7 +309,7 @@ def _allow_large_uploads(app: Litestar, limit: int) -> None:
     # Imports carry whole projects: they get the upload limit, not the JSON body limit.
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            if handler.handler_name in ("import_project", "upload_asset"):
+            if handler.handler_name in ("import_project", "upload_asset", "replace_asset", "upload_outputs"):
                 handler.request_max_body_size = limit
 
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     task_stale_s: float = Field(30.0, ge=1, le=3600, validation_alias=_env("STUDIO_TASK_STALE_S"))
     # The bench.steps task kind (scripts/bench/tasks.py and tests only; never for users).
     bench_tasks: bool = Field(False, validation_alias=_env("STUDIO_BENCH_TASKS"))
+    # Workers sign the upload of their results with it (tasks/outputs.py); unset: a secret made
+    # on first start in STUDIO_DATA_DIR/worker.secret, which workers on this machine read.
+    worker_secret: SecretStr | None = Field(None, validation_alias=_env("STUDIO_WORKER_SECRET"))
+    # Where `studio worker` hands results back; unset: http://HOST:PORT of this machine.
+    server_url: str | None = Field(None, validation_alias=_env("STUDIO_SERVER_URL"))
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -72,6 +77,22 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://")):
             raise ValueError("use a redis:// or rediss:// URL, or leave it unset for the embedded broker")
         return value
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("use the studio's http:// or https:// address, e.g. http://studio.lan:8000")
+        return value.rstrip("/")
+
+    @field_validator("worker_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value or None
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
@@ -119,7 +140,8 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             loc = err["loc"][0] if err["loc"] else "settings"
             name = str(loc).upper() if str(loc).isupper() or "_" in str(loc) else str(loc)
-            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            got = "[redacted]" if "SECRET" in name.upper() else repr(err.get("input"))
+            lines.append(f"{name}: {err['msg']} (got {got})")
         raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None
     settings.prepare_dirs()
     return settings

@@ -5,7 +5,9 @@ watchfiles reports changed files under ``Projects/``; the materializer's own wri
 recognised by their content hash and ignored. For every project with outside changes the files
 are read back (``sync.model.files_to_state``); a file that fails validation is not merged and
 ``on_invalid`` is told which file and why; otherwise the document receives the smallest set of
-CRDT operations that makes it equal to the files, attributed to "filesystem".
+CRDT operations that makes it equal to the files, attributed to "filesystem". Changes of media
+files under ``01_Assets/`` go to ``on_media`` (project id, paths relative to the project), which
+tells the people whose nodes use them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import watchfiles
@@ -24,6 +26,7 @@ from sync.rooms import FILESYSTEM, Rooms
 
 log = logging.getLogger("sync.watcher")
 IGNORED_PARTS = {".git", "05_Cache", "06_Exports", "03_Renders", "01_Assets"}
+ASSETS = "01_Assets"
 
 
 class Watcher:
@@ -33,11 +36,13 @@ class Watcher:
         rooms: Rooms,
         project_id_for: Callable[[Path], str | None],
         on_invalid: Callable[[str, str, str], None],
+        on_media: Callable[[str, set[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.projects_dir = projects_dir.resolve()
         self.rooms = rooms
         self.project_id_for = project_id_for
         self.on_invalid = on_invalid
+        self.on_media = on_media
         self.stop_event = asyncio.Event()
         self.merged = 0  # how many outside edits were merged (for tests and the health check)
 
@@ -64,11 +69,20 @@ class Watcher:
     async def handle(self, paths: set[Path]) -> None:
         """Merge the outside edits among ``paths`` (absolute) into their projects' documents."""
         folders: set[Path] = set()
+        media: dict[Path, set[str]] = {}
         written = self.rooms.materializer.written
         for path in paths:
             try:
                 rel = path.resolve().relative_to(self.projects_dir)
             except ValueError:
+                continue
+            if (
+                len(rel.parts) > 2
+                and rel.parts[1] == ASSETS
+                and not path.name.startswith(".")
+                and path.suffix != ".json"
+            ):
+                media.setdefault(self.projects_dir / rel.parts[0], set()).add("/".join(rel.parts[1:]))
                 continue
             if len(rel.parts) < 2 or IGNORED_PARTS & set(rel.parts) or path.name.startswith("."):
                 continue
@@ -80,6 +94,10 @@ class Watcher:
             folders.add(self.projects_dir / rel.parts[0])
         for folder in sorted(folders):
             await self._merge(folder)
+        for folder, rels in sorted(media.items()):
+            project_id = self.project_id_for(folder)
+            if project_id is not None and self.on_media is not None:
+                await self.on_media(project_id, rels)
 
     async def _merge(self, folder: Path) -> None:
         project_id = self.project_id_for(folder)

@@ -209,14 +209,23 @@ class Workspace:
                     shutil.copyfileobj(src, out)
 
 
-def zip_tree(root: Path, dest: Path) -> None:
-    """Zip a project folder (no ``.git``, cache or exports) under one top folder named like it."""
+def zip_tree(root: Path, dest: Path, step: Callable[[int, int], None] | None = None) -> None:
+    """Zip a project folder (no ``.git``, cache or exports) under one top folder named like it.
+
+    ``step(done, total)`` is called after each file (a long export reports progress, and may
+    stop by raising)."""
+    files = [
+        path
+        for path in sorted(root.rglob("*"))
+        if (parts := path.relative_to(root).parts)[0] != ".git"
+        and parts[0] not in IGNORED_FOLDERS
+        and path.is_file()
+    ]
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(root.rglob("*")):
-            parts = path.relative_to(root).parts
-            if parts[0] == ".git" or parts[0] in IGNORED_FOLDERS or not path.is_file():
-                continue
+        for done, path in enumerate(files, start=1):
             zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")
+            if step is not None:
+                step(done, len(files))
 
 
 def scaffold(root: Path, state: State) -> dict[str, bytes]:

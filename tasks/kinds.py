@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,12 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sync import repo
 from sync.model import files_to_state
 from sync.workspace import zip_tree
 from tasks.models import find_models
+from tasks.outputs import Output
 from tasks.storyboard import Cancelled as StoryboardCancelled
 from tasks.storyboard import StoryboardParams, render_storyboard
 
@@ -32,26 +35,79 @@ class Cancelled(Exception):
 
 @dataclass
 class Context:
+    """What a running task may use. Results go to :meth:`take` and :meth:`output`; nothing is
+    written into the project until the task has finished (``tasks.outputs``)."""
+
     task_id: str
     root: Path
     models_dir: Path
     progress: Callable[[float], None]
     cancelled: Callable[[], bool]
-    outputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
     attempt: int = 1  # 1 on the first run; more when a transient failure is being retried
+    scratch: list[Path] = field(default_factory=list)
 
     def check(self) -> None:
         """Stop here if the task was cancelled (call between steps)."""
         if self.cancelled():
             raise Cancelled
 
+    def take(
+        self, data: bytes, media_type: str = "image/png", *, name: str = "take.png", **meta: Any
+    ) -> None:
+        """A generated result: stored as the next numbered take of the task's target, with ``meta``
+        (``seed``, ``model`` …) recorded beside the task's params.
+
+        >>> ctx.take(png_bytes, seed=4821, model="tiny-sd")  # doctest: +SKIP
+        """
+        self.outputs.append(Output(name, media_type, "take", data=data, meta=meta))
+
     def output(self, rel: str, data: bytes, kind: str) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        self.outputs.append(
-            {"path": rel, "kind": kind, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        )
+        """A file for ``rel`` (under ``06_Exports/`` or ``05_Cache/``)."""
+        self.outputs.append(Output(Path(rel).name, kind, _role(rel), data=data, dest=rel))
+
+    def output_file(self, rel: str, source: Path, kind: str) -> None:
+        """Like :meth:`output` for a large result already written to the temporary file ``source``."""
+        self.outputs.append(Output(Path(rel).name, kind, _role(rel), source=source, dest=rel))
+
+    def scratch_file(self, suffix: str) -> Path:
+        """A temporary file for a large result; removed after delivery or when the task stops."""
+        fd, name = tempfile.mkstemp(prefix=f"studio-{self.task_id[:8]}-", suffix=suffix)
+        os.close(fd)
+        self.scratch.append(Path(name))
+        return Path(name)
+
+    def cleanup(self) -> None:
+        """Remove the temporary files (after delivery, or when the task stopped)."""
+        for path in self.scratch:
+            path.unlink(missing_ok=True)
+        self.scratch.clear()
+
+
+def _role(rel: str) -> Literal["export", "cache"]:
+    return "export" if rel.startswith("06_Exports/") else "cache"
+
+
+class TakeTarget(BaseModel):
+    """Which node (of a canvas) or shot (of a scene) a generation is a take of."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    canvas: str | None = Field(None, min_length=1, max_length=200, description="A canvas id.")
+    node: str | None = Field(None, min_length=1, max_length=200, description="A node id of that canvas.")
+    scene: str | None = Field(None, min_length=1, max_length=200, description="A scene id of the story.")
+    shot: str | None = Field(None, min_length=1, max_length=200, description="A shot id of that scene.")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> TakeTarget:
+        on_canvas, in_scene = bool(self.canvas or self.node), bool(self.scene or self.shot)
+        if (
+            on_canvas == in_scene
+            or (on_canvas and not (self.canvas and self.node))
+            or (in_scene and not (self.scene and self.shot))
+        ):
+            raise ValueError("give either canvas and node, or scene and shot")
+        return self
 
 
 @dataclass(frozen=True)
@@ -78,6 +134,9 @@ class DiffusionParams(BaseModel):
     width: int = Field(768, ge=64, le=2048, multiple_of=8)
     height: int = Field(432, ge=64, le=2048, multiple_of=8)
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Empty for a random seed.")
+    target: TakeTarget | None = Field(
+        None, description="The node or shot the image is a take of (03_Renders/<canvas or scene>/<node>/)."
+    )
 
 
 def run_diffusion(ctx: Context, params: DiffusionParams) -> None:
@@ -122,6 +181,7 @@ class ThumbnailParams(BaseModel):
         min_length=1, max_length=500, description="The image or video, relative to the project."
     )
     size: int = Field(320, ge=32, le=1024, description="Longest side of the thumbnail, in pixels.")
+    asset: str | None = Field(None, max_length=64, description="The asset it previews, if it is one.")
 
 
 def run_thumbnail(ctx: Context, params: ThumbnailParams) -> None:
@@ -155,19 +215,21 @@ class ExportParams(BaseModel):
 
 def run_export(ctx: Context, params: ExportParams) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    dest = ctx.root / "06_Exports" / f"{ctx.root.name}-{stamp}.{params.format}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    ctx.progress(0.1)
+    rel = f"06_Exports/{ctx.root.name}-{stamp}.{params.format}"
+    kind = "application/zip" if params.format == "zip" else "application/x-git-bundle"
+    scratch = ctx.scratch_file(f".{params.format}")
+    ctx.progress(0.01)
     ctx.check()
     if params.format == "bundle":
-        repo.bundle(ctx.root, dest)
+        repo.bundle(ctx.root, scratch)
     else:
-        zip_tree(ctx.root, dest)
-    data = dest.read_bytes()
-    ctx.outputs.append(
-        {"path": dest.relative_to(ctx.root).as_posix(), "kind": f"application/{'zip' if params.format == 'zip' else 'x-git-bundle'}",
-         "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    )  # fmt: skip
+
+        def step(done: int, total: int) -> None:
+            ctx.check()  # between two files: a cancel stops a big export within one file's time
+            ctx.progress(0.01 + 0.98 * done / max(1, total))
+
+        zip_tree(ctx.root, scratch, step)
+    ctx.output_file(rel, scratch, kind)
     ctx.progress(1.0)
 
 

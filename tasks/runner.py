@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from tasks.failures import RetryPolicy, explain
 from tasks.kinds import KINDS, Cancelled, Context, TaskFailed
+from tasks.outputs import Delivery, DeliveryRefused
 from tasks.store import TaskStore
 
 log = logging.getLogger("tasks.runner")
@@ -33,6 +34,8 @@ class Runtime:
     project_root: Callable[[str], Path | None]
     models_dir: Path
     publish: Callable[[dict[str, Any]], None]
+    # Hands the outputs of a finished task to the server (in process, or over HTTP: tasks.outputs).
+    deliver: Delivery
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     # Sends one more turn of a queue after a delay in seconds (wired to the actors by whoever
     # builds them); a transient failure uses it to come back after its backoff.
@@ -131,6 +134,11 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
         params = kind.params.model_validate(task["params"])
         kind.run(ctx, params)
         ctx.check()
+        stored = runtime.deliver(task_id, ctx.outputs) if ctx.outputs else []
+    except DeliveryRefused as exc:
+        _discard(ctx)
+        ended = store.finish(task_id, "cancelled" if exc.cancelled else "failed",
+                             error="Cancelled." if exc.cancelled else str(exc), attempt=attempt)  # fmt: skip
     except Cancelled:
         _discard(ctx)
         ended = store.finish(task_id, "cancelled", error="Cancelled.", attempt=attempt)
@@ -156,7 +164,9 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
             ended = store.finish(task_id, "failed", attempt=attempt, error=f"{failure.message} Gave up after "
                                  f"{attempt} attempts; run it again later.")  # fmt: skip
     else:
-        ended = store.finish(task_id, "succeeded", outputs=ctx.outputs, attempt=attempt)
+        ended = store.finish(task_id, "succeeded", outputs=stored, attempt=attempt)
+    finally:
+        ctx.cleanup()
     if not ended:
         # The watchdog gave this attempt up for dead meanwhile; its successor speaks for the task.
         log.warning("task_attempt_superseded task=%s attempt=%s", task_id, attempt)
@@ -174,10 +184,9 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
 
 
 def _discard(ctx: Context) -> None:
-    # Partial outputs of a cancelled or failed task are not kept.
-    for output in ctx.outputs:
-        (ctx.root / output["path"]).unlink(missing_ok=True)
+    # Outputs of a cancelled or failed task never reach the project: they are dropped here.
     ctx.outputs.clear()
+    ctx.cleanup()
 
 
 def make_actors(

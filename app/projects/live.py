@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from app.studio import Studio, now_iso
@@ -22,7 +23,9 @@ SYSTEM_AUTHORS = {
 }
 
 
-def build_watcher(studio: Studio, rooms: Rooms) -> Watcher:
+def build_watcher(
+    studio: Studio, rooms: Rooms, on_media: Callable[[str, set[str]], Awaitable[None]] | None = None
+) -> Watcher:
     """The watcher merging outside edits of ``Projects/`` into the live documents."""
     index, workspace = studio.index, studio.workspace
 
@@ -40,7 +43,7 @@ def build_watcher(studio: Studio, rooms: Rooms) -> Watcher:
              json.dumps({"path": path, "reason": reason})],
         )  # fmt: skip
 
-    return Watcher(workspace.projects, rooms, project_id_for, on_invalid)
+    return Watcher(workspace.projects, rooms, project_id_for, on_invalid, on_media)
 
 
 def rebuild_repositories(studio: Studio, only: str | None = None) -> dict[str, str]:

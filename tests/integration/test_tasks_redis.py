@@ -23,7 +23,7 @@ def test_a_separate_worker_runs_the_task_and_events_flow_through_redis(
 ) -> None:
     server = start_server(tmp_path, STUDIO_BROKER_URL=redis_url, STUDIO_SEED_SAMPLES="false")
     env = {**os.environ, "STUDIO_BROKER_URL": redis_url, "STUDIO_DATA_DIR": str(tmp_path / "data"),
-           "WORKSPACE_ROOT": str(tmp_path / "workspace")}  # fmt: skip
+           "WORKSPACE_ROOT": str(tmp_path / "workspace"), "STUDIO_SERVER_URL": server.url}  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker", "--queues", "cpu", "--threads", "1"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -52,7 +52,12 @@ def test_a_separate_worker_runs_the_task_and_events_flow_through_redis(
         assert events[0]["type"] == "task.queued"
         assert "task.running" in [e["type"] for e in events]  # published by the worker process
         assert events[-1]["type"] == "task.succeeded", events[-1]
-        assert events[-1]["task"]["outputs"][0]["path"].endswith(".bundle")
+        out = events[-1]["task"]["outputs"][0]
+        assert out["path"].endswith(".bundle")
+        # Handed back through the server's upload route, whole: a bundle git can read.
+        bundle = tmp_path / "workspace" / "Projects" / "Remote" / out["path"]
+        assert bundle.stat().st_size == out["size"]
+        assert subprocess.run(["git", "bundle", "list-heads", str(bundle)], capture_output=True).returncode == 0
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=20)

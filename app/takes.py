@@ -1,0 +1,58 @@
+"""Takes: the numbered results of generations (``app.outputs`` stores them), listed from the doc's
+``takes`` map and served to project members with ETag and Range."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, get
+from litestar.response import Response
+
+from app.accounts.service import User
+from app.deps import Services, require_member, require_user
+from app.media import file_response
+from app.problems import Problem
+from app.projects.access import project_for
+from sync.docmodel import doc_to_state
+
+TARGET_KEYS = ("canvas", "node", "scene", "shot")
+
+
+class TakeController(Controller):
+    path = "/api/projects/{project_id:uuid}/takes"
+    tags = ["takes"]
+    guards = [require_user, require_member]
+
+    @get("/")
+    async def list_takes(
+        self, project_id: UUID, user: User, svc: Services, canvas: str | None = None, node: str | None = None,
+        scene: str | None = None, shot: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """The project's takes, newest first; ``?canvas=&node=`` or ``?scene=&shot=`` narrow them."""
+        pid = str(project_id)
+        project_for(svc.studio.index, user, pid)
+        room = await svc.rooms.get(pid)
+        wanted = {k: v for k, v in zip(TARGET_KEYS, (canvas, node, scene, shot), strict=True) if v}
+        takes = [
+            {"id": take_id, **take, "url": f"/api/projects/{pid}/takes/{take_id}/file"}
+            for take_id, take in doc_to_state(room.doc)["takes"].items()
+            if isinstance(take, dict) and all(take.get(k) == v for k, v in wanted.items())
+        ]
+        return sorted(takes, key=lambda t: (str(t.get("created", "")), t["id"]), reverse=True)
+
+    @get("/{take_id:str}/file")
+    async def take_file(
+        self, request: Request[Any, Any, Any], project_id: UUID, take_id: str, user: User, svc: Services
+    ) -> Response[Any]:
+        """The take's file; ``Range: bytes=a-b`` for seeking in video, ``If-None-Match`` for caches."""
+        pid = str(project_id)
+        _, rel = project_for(svc.studio.index, user, pid)
+        room = await svc.rooms.get(pid)
+        take = doc_to_state(room.doc)["takes"].get(take_id)
+        root = svc.projects.root(rel)
+        path = (root / take["path"]).resolve() if isinstance(take, dict) and take.get("path") else None
+        if take is None or path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
+            raise Problem(404, "There is no such take in this project.", slug="take-not-found")
+        etag = f'"{take.get("sha256") or path.stat().st_mtime_ns}"'
+        return file_response(request, path, etag=etag, filename=path.name)
