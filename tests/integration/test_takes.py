@@ -54,6 +54,7 @@ class Studio:
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Studio]:
     tmp = tmp_path_factory.mktemp("takes")
+    redis_url = redis_url.rsplit("/", 1)[0] + "/1"  # a database of its own: no messages of other modules
     server = start_server(
         tmp, STUDIO_BROKER_URL=redis_url, STUDIO_SEED_SAMPLES="false", STUDIO_RATE_LIMIT_AUTH="1000"
     )

@@ -57,7 +57,9 @@ def test_a_separate_worker_runs_the_task_and_events_flow_through_redis(
         # Handed back through the server's upload route, whole: a bundle git can read.
         bundle = tmp_path / "workspace" / "Projects" / "Remote" / out["path"]
         assert bundle.stat().st_size == out["size"]
-        assert subprocess.run(["git", "bundle", "list-heads", str(bundle)], capture_output=True).returncode == 0
+        assert (
+            subprocess.run(["git", "bundle", "list-heads", str(bundle)], capture_output=True).returncode == 0
+        )
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=20)
