@@ -83,6 +83,9 @@ class AssetController(Controller):
         name = safe_file_name(upload.filename or "")
         root = svc.projects.root(rel)
         base = f"01_Assets/Generative_Assets/{folder}" if folder else "01_Assets/Uploads"
+        # Edits waiting for the debounce are committed first, under their own authors, so the
+        # commit of the upload is the uploader's.
+        await svc.rooms.flush(pid)
         target = _free_path(root / base, name)
         sha256, size = await asyncio.to_thread(_save, upload, target)
         asset: dict[str, Any] = {
@@ -124,6 +127,7 @@ class AssetController(Controller):
         root = svc.projects.root(rel)
         changes: AssetChanges = request.app.state.asset_changes
         scratch = root / "05_Cache" / f".replace-{uuid.uuid4().hex}"
+        await svc.rooms.flush(pid)  # others' pending edits first, under their names
         try:
             sha256, size = await asyncio.to_thread(_save, upload, scratch)
             changes.expected[(pid, asset["path"])] = sha256

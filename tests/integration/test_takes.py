@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from PIL import Image
 from pycrdt import Map
 
@@ -126,6 +128,7 @@ def test_a_worker_hands_back_a_take_every_client_sees_it_and_git_holds_it_as_lfs
     project = new_project(studio, h, "Lighthouse")
     pid, root = project["id"], studio.server.workspace / project["path"]
     red, blue = png((200, 30, 30)), png((20, 40, 220))
+    one_task = ""
 
     async def run() -> list[list[dict[str, Any]]]:
         async with SyncClient(studio.ws, pid, h["Authorization"][7:]) as client:
@@ -147,6 +150,8 @@ def test_a_worker_hands_back_a_take_every_client_sees_it_and_git_holds_it_as_lfs
         assert (one["canvas"], one["node"], one["seed"], one["model"]) == ("main", "hero-gen", 7, "tiny-sd")
         assert one["params"]["prompt"] == "a lighthouse at dusk"
         assert one["requester"] == {"id": ada["id"], "name": "Ada Lovelace"}
+        nonlocal one_task
+        one_task = one["task"]
         assert one["duration_s"] >= 0
         assert one["created"]
         assert one["task"]
@@ -189,6 +194,11 @@ def test_a_worker_hands_back_a_take_every_client_sees_it_and_git_holds_it_as_lfs
     stranger, _ = register(studio, "Mallory Stranger")
     assert httpx.get(file_url, headers=stranger).status_code == 404
     assert httpx.get(file_url).status_code == 401
+
+    log = (studio.server.data_dir.parent / "server.log").read_text()
+    assert "/outputs" in log  # the uploads were logged, without their credentials
+    assert studio.secret not in log
+    assert upload_token(studio.secret, one_task) not in log
 
 
 def test_take_numbers_are_never_used_twice(studio: Studio) -> None:
@@ -295,3 +305,51 @@ def test_the_storyboard_of_a_scene_shows_its_takes(studio: Studio) -> None:
     reds = sum(n for n, (r, g, b) in colours if r > 200 and g < 60 and b < 60)
     assert reds > 0.05 * image.width * image.height  # the take fills the first panel
     assert not git(root, "status", "--porcelain", "06_Exports")  # exports stay out of Git
+
+
+def test_a_new_take_clears_the_stale_mark_and_its_requester_hears_of_the_next_change(studio: Studio) -> None:
+    owner_h, _ = register(studio, "Olive Owner")
+    artist_h, artist = register(studio, "Arthur Artist")
+    pid = new_project(studio, owner_h, "Dependencies")["id"]
+    url = studio.server.url
+    httpx.post(
+        f"{url}/api/projects/{pid}/members",
+        headers=owner_h,
+        json={"email": artist["email"], "role": "editor"},
+    )
+    asset = httpx.post(f"{url}/api/projects/{pid}/assets", headers=owner_h,
+                       files={"file": ("ref.png", png((5, 5, 5)), "image/png")}).json()  # fmt: skip
+
+    def replace(colour: tuple[int, int, int]) -> None:
+        r = httpx.put(f"{url}/api/projects/{pid}/assets/{asset['id']}/file", headers=owner_h,
+                      files={"file": ("ref.png", png(colour), "image/png")})  # fmt: skip
+        assert r.status_code == 200, r.text
+
+    async def run() -> list[dict[str, Any]]:
+        async with SyncClient(studio.ws, pid, artist_h["Authorization"][7:]) as client:
+            set_path(client.doc, ["canvases", "main", "nodes", "styled"],
+                     {"type": "image.diffusion", "x": 0, "y": 0, "params": {"init_image": asset["id"]}})  # fmt: skip
+            await client.flushed()
+            nodes = client.doc.get("canvases", type=Map)["main"]["nodes"]
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(replace, (6, 6, 6))
+            assert await eventually(lambda: "stale" in nodes["styled"])
+            await asyncio.to_thread(
+                generate, studio, artist_h, pid, {"canvas": "main", "node": "styled"}, (7, 7, 7)
+            )
+            assert await eventually(lambda: "stale" not in nodes["styled"]), (
+                "the new take left the node stale"
+            )
+            async with websockets.connect(f"{studio.ws}/events?token={artist_h['Authorization'][7:]}") as ws:
+                await asyncio.to_thread(replace, (8, 8, 8))
+                seen: list[dict[str, Any]] = []
+                while not any(e["type"] == "node.stale" for e in seen):
+                    seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
+            assert await eventually(lambda: "stale" in nodes["styled"])
+            return seen
+
+    seen = asyncio.run(run())
+    stale = next(e for e in seen if e["type"] == "node.stale")
+    assert (stale["canvas"], stale["node"], stale["asset"]) == ("main", "styled", asset["id"])
+    assert stale["owners"] == [artist["id"]]  # the one who generates for the node, not the project owner
+    assert stale["reason"] == "Olive Owner replaced ref.png"

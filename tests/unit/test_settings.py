@@ -33,11 +33,22 @@ def test_a_workspace_root_that_is_a_file_is_refused_by_name(tmp_path: Path) -> N
         ("PORT", "70000", "PORT"),
         ("STUDIO_BROKER_URL", "amqp://x", "redis://"),
         ("STUDIO_LOG_FORMAT", "xml", "STUDIO_LOG_FORMAT"),
+        ("STUDIO_SERVER_URL", "studio.lan:8000", "STUDIO_SERVER_URL.*http://"),
+        ("STUDIO_WORKER_SECRET", "short", "STUDIO_WORKER_SECRET.*16 characters"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, var: str, value: str, words: str) -> None:
     with pytest.raises(SettingsError, match=words):
         load_settings(**{var: value, "STUDIO_DATA_DIR": tmp_path / "d", "WORKSPACE_ROOT": tmp_path / "w"})
+
+
+def test_a_refused_worker_secret_is_not_printed(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(
+            STUDIO_WORKER_SECRET="hunter2", STUDIO_DATA_DIR=tmp_path / "d", WORKSPACE_ROOT=tmp_path / "w"
+        )
+    assert "hunter2" not in str(refused.value)
+    assert "[redacted]" in str(refused.value)
 
 
 def test_env_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
