@@ -32,9 +32,11 @@ from app.stale import AssetChanges
 from app.studio import now_iso
 from sync.docmodel import doc_to_state, set_path
 from sync.naming import folder_name
+from tasks.kinds import thumbnail_path
 from tasks.runner import event
 
 GENERATIVE_FOLDERS = ("Characters", "Styles", "Locations")
+THUMBNAIL_SIZE = 320
 KINDS = {
     "image": {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".exr"},
     "video": {".mp4", ".mov", ".webm"},
@@ -173,8 +175,7 @@ class AssetController(Controller):
         room = await svc.rooms.get(pid)
         asset = doc_to_state(room.doc)["assets"].get(asset_id)
         root = svc.projects.root(rel)
-        thumb = asset.get("thumbnail") if asset else None
-        path = (root / thumb).resolve() if thumb else None
+        path = (root / thumbnail_path(asset["path"], THUMBNAIL_SIZE)).resolve() if asset else None
         if path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
             raise Problem(404, "This asset has no thumbnail (yet).")
         etag = f'"{path.stat().st_mtime_ns:x}-{path.stat().st_size:x}"'
@@ -187,7 +188,7 @@ def _queue_thumbnail(
     if asset["kind"] != "image":
         return
     task = svc.tasks.create(project_id=pid, kind="asset.thumbnail", queue="cpu",
-                            params={"path": asset["path"], "size": 320, "asset": asset["id"]},
+                            params={"path": asset["path"], "size": THUMBNAIL_SIZE, "asset": asset["id"]},
                             node_id=None, requester_id=user.id)  # fmt: skip
     request.app.state.publish_task(event("queued", task))
     request.app.state.events.publish({"type": "asset.thumbnail.queued", "project_id": pid, "asset": asset["id"],

@@ -103,7 +103,7 @@ class Outputs:
             if takes:
                 stored += await self._store_takes(task, root, takes)
         if task["kind"] == "asset.thumbnail" and stored:
-            await self._thumbnail_ready(task, stored[0])
+            self._thumbnail_ready(task, stored[0])
         return stored
 
     async def _store_takes(
@@ -146,14 +146,9 @@ class Outputs:
             )
         return stored
 
-    async def _thumbnail_ready(self, task: dict[str, Any], thumb: dict[str, Any]) -> None:
+    def _thumbnail_ready(self, task: dict[str, Any], thumb: dict[str, Any]) -> None:
         asset_id = task["params"].get("asset")
         project_id = task["project_id"]
-        if asset_id:
-            room = await self.rooms.get(project_id)
-            room.apply_local(
-                "studio", lambda doc: _set_in(doc, ["assets", asset_id], "thumbnail", thumb["path"])
-            )
         event = {"type": "asset.thumbnail.ready", "project_id": project_id, "asset": asset_id,
                  "source": task["params"].get("path"), "thumbnail": thumb["path"], "task": task["id"]}  # fmt: skip
         self.publish(event)
@@ -265,14 +260,6 @@ def _add_takes(doc: Doc[Any], records: dict[str, dict[str, Any]], target: dict[s
         node = nodes.get(target.get("node", "")) if isinstance(nodes, Map) else None
         if isinstance(node, Map) and "stale" in node:
             del node["stale"]
-
-
-def _set_in(doc: Doc[Any], path: list[str], key: str, value: Any) -> None:
-    current: Any = doc.get(path[0], type=Map)
-    for part in path[1:]:
-        current = current.get(part) if isinstance(current, Map) else None
-    if isinstance(current, Map) and current.get(key) != value:
-        current[key] = value
 
 
 def _seconds_since(started_at: str | None) -> float:

@@ -63,7 +63,7 @@ class Context:
         self.outputs.append(Output(name, media_type, "take", data=data, meta=meta))
 
     def output(self, rel: str, data: bytes, kind: str) -> None:
-        """A file for ``rel`` (under ``06_Exports/`` or ``05_Cache/``)."""
+        """A file for ``rel`` (under ``06_Exports/`` or ``05_Cache/``; under ``03_Renders/`` a take)."""
         self.outputs.append(Output(Path(rel).name, kind, _role(rel), data=data, dest=rel))
 
     def output_file(self, rel: str, source: Path, kind: str) -> None:
@@ -84,8 +84,16 @@ class Context:
         self.scratch.clear()
 
 
-def _role(rel: str) -> Literal["export", "cache"]:
+def _role(rel: str) -> Literal["take", "export", "cache"]:
+    # A file for 03_Renders/ is a take: the server picks its folder and number from the target.
+    if rel.startswith("03_Renders/"):
+        return "take"
     return "export" if rel.startswith("06_Exports/") else "cache"
+
+
+def thumbnail_path(source: str, size: int) -> str:
+    """Where the thumbnail of the project file ``source`` is kept (``05_Cache/``, not in Git)."""
+    return f"05_Cache/thumbnails/{hashlib.sha256(source.encode()).hexdigest()[:16]}-{size}.png"
 
 
 class TakeTarget(BaseModel):
@@ -199,8 +207,7 @@ def run_thumbnail(ctx: Context, params: ThumbnailParams) -> None:
     thumb.thumbnail((params.size, params.size))
     buf = io.BytesIO()
     thumb.save(buf, format="PNG")
-    digest = hashlib.sha256(params.path.encode()).hexdigest()[:16]
-    ctx.output(f"05_Cache/thumbnails/{digest}-{params.size}.png", buf.getvalue(), "image/png")
+    ctx.output(thumbnail_path(params.path, params.size), buf.getvalue(), "image/png")
     ctx.progress(1.0)
 
 
