@@ -771,6 +771,7 @@ def test_d1_r1_kill_9_after_a_broadcast_then_restart_loses_nothing(tmp_path: Pat
             assert node("connect", client).get("synced") is True
         node("set", "a", path=[*NODES, "n-after"], value=node_value(1, 1), deep=True)
         node.wait_for("c", [*NODES, "n-after"], node_value(1, 1))
+        node.wait_for("b", [*NODES, "n-after"], node_value(1, 1))  # b hears of it a moment later
         final = node.state("c")
         assert len(final["chat"]) == 1
         assert node.state("a") == node.state("b") == final
