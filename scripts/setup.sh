@@ -58,6 +58,11 @@ pwa() {
     (cd pwa && npm ci --no-audit --no-fund --loglevel=error)
     stamp_write npm pwa/package-lock.json
   fi
+  if [ -x "$VENV/bin/python" ]; then
+    # The PWA's API types come from the app's own OpenAPI document (no server needed).
+    "$VENV/bin/python" scripts/dump_openapi.py pwa/openapi.json
+    (cd pwa && npm run api-types --silent >/dev/null)
+  fi
   local newest
   newest=$(find pwa/src pwa/static pwa/package-lock.json pwa/svelte.config.js pwa/vite.config.ts -type f -newer pwa/build/index.html 2>/dev/null | head -1 || true)
   if [ ! -f pwa/build/index.html ] || [ -n "$newest" ]; then

@@ -6,7 +6,7 @@
 // Offline app shell for the studio.
 // - install: precache the shell (index.html served at "/"), the built JS/CSS
 //   and everything in static/ under a cache named after this build's version.
-// - activate: drop caches from older builds.
+// - activate: drop caches from older builds (a new build waits until the page asks it to take over).
 // - fetch: cache-first for the shell and static assets; /api and /sync always
 //   go to the network (they are live data and must never be served stale).
 import { build, files, version } from '$service-worker';
@@ -30,6 +30,12 @@ sw.addEventListener('install', (event) => {
 			await cache.addAll(PRECACHE);
 		})()
 	);
+});
+
+// A new version waits (no skipWaiting at install): the page offers "Reload to update" and
+// sends this message when the person agrees, so no open page is swapped under their feet.
+sw.addEventListener('message', (event) => {
+	if ((event.data as { type?: string } | null)?.type === 'SKIP_WAITING') void sw.skipWaiting();
 });
 
 sw.addEventListener('activate', (event) => {

@@ -7,7 +7,17 @@
  * raised as {@link ApiError} so the UI can show `detail` to the person.
  */
 
+import type { components, operations } from './openapi';
+
 export const TOKEN_KEY = 'studio.token';
+
+/** Request bodies and query parameters, generated from the server's OpenAPI document. */
+type Schemas = components['schemas'];
+export type ProjectListQuery = NonNullable<operations['ApiProjectsListProjects']['parameters']['query']>;
+export type RegisterInput = Schemas['RegisterIn'];
+export type LoginInput = Schemas['LoginIn'];
+export type ProjectChanges = Schemas['ProjectPatch'];
+export type TaskInput = Schemas['TaskIn'];
 
 // ---------------------------------------------------------------------------
 // Wire types
@@ -51,21 +61,15 @@ export interface ProjectList {
 
 export type ProjectSort = 'updated' | 'created' | 'name' | '-updated' | '-created' | '-name';
 
-export interface ProjectQuery {
-	q?: string;
+export interface ProjectQuery extends Pick<ProjectListQuery, 'q' | 'template'> {
 	sort?: ProjectSort;
-	template?: string;
 	archived?: 'false' | 'true' | 'all';
 }
 
-export interface NewProject {
-	name: string;
-	template: string;
-	/** A UUID made by this browser (projects created offline keep it everywhere). */
-	id?: string;
-}
+/** `id`: a UUID made by this browser (projects created offline keep it everywhere). */
+export type NewProject = Schemas['ProjectIn'];
 
-export type BulkAction = 'archive' | 'unarchive' | 'delete' | 'export';
+export type BulkAction = Schemas['BulkIn']['action'];
 
 export interface BulkResult {
 	action: BulkAction;
@@ -296,7 +300,7 @@ export const api = {
 		return request<Project>('GET', `/api/projects/${encodeURIComponent(id)}`, { signal });
 	},
 
-	updateProject(id: string, changes: { name?: string; archived?: boolean }): Promise<Project> {
+	updateProject(id: string, changes: ProjectChanges): Promise<Project> {
 		return request<Project>('PATCH', `/api/projects/${encodeURIComponent(id)}`, { body: changes });
 	},
 
@@ -343,11 +347,11 @@ export const api = {
 	},
 
 	/** Turns the current guest (when signed in as one) into an account that keeps its projects. */
-	register(input: { email: string; password: string; name: string }): Promise<AuthResponse> {
+	register(input: RegisterInput): Promise<AuthResponse> {
 		return request<AuthResponse>('POST', '/api/auth/register', { body: input });
 	},
 
-	login(input: { email: string; password: string }): Promise<AuthResponse> {
+	login(input: LoginInput): Promise<AuthResponse> {
 		return request<AuthResponse>('POST', '/api/auth/login', { body: input });
 	},
 
@@ -355,7 +359,7 @@ export const api = {
 		return request<Task[]>('GET', `/api/projects/${encodeURIComponent(id)}/tasks`, { signal });
 	},
 
-	startTask(projectId: string, input: { kind: string; params: Record<string, unknown>; node_id?: string }): Promise<Task> {
+	startTask(projectId: string, input: TaskInput): Promise<Task> {
 		return request<Task>('POST', `/api/projects/${encodeURIComponent(projectId)}/tasks`, { body: input });
 	},
 

@@ -84,7 +84,7 @@ describe('projects created offline', () => {
 			'u1',
 			async (input) => {
 				sent.push(input);
-				return project({ id: input.id, name: input.name });
+				return project({ id: input.id ?? undefined, name: input.name });
 			},
 			isNet,
 			words

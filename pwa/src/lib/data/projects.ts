@@ -66,7 +66,7 @@ export function queueProject(userId: string, input: NewProject, now = new Date()
 	const pending: PendingProject = {
 		id: input.id ?? uuid(),
 		name: input.name,
-		template: input.template,
+		template: input.template ?? 'blank',
 		created_at: now.toISOString()
 	};
 	savePending(userId, [...pendingProjects(userId).filter((p) => p.id !== pending.id), pending]);
