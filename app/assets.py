@@ -34,6 +34,7 @@ from sync.docmodel import doc_to_state, set_path
 from sync.naming import folder_name
 from tasks.kinds import thumbnail_path
 from tasks.runner import event
+from tasks.store import TaskStore
 
 GENERATIVE_FOLDERS = ("Characters", "Styles", "Locations")
 THUMBNAIL_SIZE = 320
@@ -185,15 +186,22 @@ class AssetController(Controller):
 def _queue_thumbnail(
     request: Request[Any, Any, Any], svc: Services, pid: str, asset: dict[str, Any], user: User
 ) -> None:
-    if asset["kind"] != "image":
+    queue_thumbnail(request.app.state, svc.tasks, pid, asset, user.id)
+
+
+def queue_thumbnail(
+    state: Any, tasks: TaskStore, pid: str, asset: dict[str, Any], user_id: str | None
+) -> None:
+    """Queue the preview of an image asset (``state``: the app's state, with its task plumbing)."""
+    if asset.get("kind") != "image":
         return
-    task = svc.tasks.create(project_id=pid, kind="asset.thumbnail", queue="cpu",
-                            params={"path": asset["path"], "size": THUMBNAIL_SIZE, "asset": asset["id"]},
-                            node_id=None, requester_id=user.id)  # fmt: skip
-    request.app.state.publish_task(event("queued", task))
-    request.app.state.events.publish({"type": "asset.thumbnail.queued", "project_id": pid, "asset": asset["id"],
-                                      "task": task["id"]})  # fmt: skip
-    request.app.state.send_task(task)
+    task = tasks.create(project_id=pid, kind="asset.thumbnail", queue="cpu",
+                        params={"path": asset["path"], "size": THUMBNAIL_SIZE, "asset": asset["id"]},
+                        node_id=None, requester_id=user_id)  # fmt: skip
+    state.publish_task(event("queued", task))
+    state.events.publish({"type": "asset.thumbnail.queued", "project_id": pid, "asset": asset["id"],
+                          "task": task["id"]})  # fmt: skip
+    state.send_task(task)
 
 
 def _save(upload: UploadFile, target: Path) -> tuple[str, int]:

@@ -31,7 +31,7 @@ from litestar.static_files import create_static_files_router
 from app import logs
 from app.accounts.controllers import AuthController, MeController
 from app.accounts.service import Accounts
-from app.assets import AssetController
+from app.assets import AssetController, queue_thumbnail
 from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.events import EventHub, events_socket
@@ -246,6 +246,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.events = hub
     app.state.outputs = outputs
     app.state.asset_changes = asset_changes
+    asset_changes.on_edited = lambda pid, asset: queue_thumbnail(app.state, task_store, pid, asset, None)
     app.state.publish_task = runtime.publish
     app.state.send_task = send_task
     app.state.broker_health = broker_health

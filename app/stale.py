@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class AssetChanges:
         # (project id, path) → sha256 of a write the studio itself is making (a replace): the
         # watcher seeing it is not an outside edit.
         self.expected: dict[tuple[str, str], str] = {}
+        # Called with (project id, asset) after an edit on disk: the preview is made again.
+        self.on_edited: Callable[[str, dict[str, Any]], None] = lambda project_id, asset: None
 
     async def changed(self, project_id: str, asset_id: str, *, sha256: str, size: int,
                       user_id: str | None, reason: str) -> list[dict[str, Any]]:  # fmt: skip
@@ -107,6 +110,7 @@ class AssetChanges:
                 continue
             await self.changed(project_id, asset_id, sha256=sha256, size=size, user_id=None,
                                reason=f"{asset.get('name', rel)} was edited on disk")  # fmt: skip
+            self.on_edited(project_id, {**asset, "id": asset_id})
 
     def _owners(self, project_id: str, node_id: str) -> list[str]:
         db = self.studio.index.db

@@ -207,6 +207,17 @@ def test_an_asset_edited_on_disk_marks_its_nodes_stale(server: LiveServer) -> No
     assert state["assets"][asset["id"]]["sha256"] != asset["sha256"]
     feed = httpx.get(f"{server.url}/api/projects/{pid}/activity", headers=h).json()
     assert any(a["kind"] == "asset.changed" and "edited on disk" in a["summary"] for a in feed)
+    # The preview is made again from the new file.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        tasks = httpx.get(f"{server.url}/api/projects/{pid}/tasks", headers=h).json()
+        thumbs = [t for t in tasks if t["kind"] == "asset.thumbnail" and t["state"] == "succeeded"]
+        if len(thumbs) == 2:
+            break
+        time.sleep(0.1)
+    assert len(thumbs) == 2, tasks
+    thumb = httpx.get(f"{server.url}/api/projects/{pid}/assets/{asset['id']}/thumbnail", headers=h)
+    assert Image.open(io.BytesIO(thumb.content)).convert("RGB").getpixel((5, 5)) == (250, 120, 0)
 
 
 def test_the_embedded_workers_hand_results_back_in_process(server: LiveServer) -> None:
