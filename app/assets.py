@@ -17,8 +17,9 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Response
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -68,7 +69,7 @@ class AssetController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, summary="Upload an asset (multipart field 'file')")
     async def upload_asset(
-        self, request: Request[Any, Any, Any], project_id: UUID, user: User, svc: Services,
+        self, request: Request[Any, Any, Any], project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services],
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> dict[str, Any]:  # fmt: skip
         pid = str(project_id)
@@ -109,7 +110,7 @@ class AssetController(Controller):
 
     @put("/{asset_id:str}/file", summary="Replace an asset's file (multipart field 'file')")
     async def replace_asset(
-        self, request: Request[Any, Any, Any], project_id: UUID, asset_id: str, user: User, svc: Services,
+        self, request: Request[Any, Any, Any], project_id: FromPath[UUID], asset_id: FromPath[str], user: NamedDependency[User], svc: NamedDependency[Services],
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> dict[str, Any]:  # fmt: skip
         """A new version of the asset under the same path; the nodes that use it become stale."""
@@ -145,7 +146,9 @@ class AssetController(Controller):
         return {k: updated[k] for k in ("id", "name", "kind", "path", "sha256", "size")}
 
     @get("/")
-    async def list_assets(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+    async def list_assets(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> list[dict[str, Any]]:
         pid = str(project_id)
         project_for(svc.studio.index, user, pid)
         room = await svc.rooms.get(pid)
@@ -153,7 +156,12 @@ class AssetController(Controller):
 
     @get("/{asset_id:str}/file")
     async def asset_file(
-        self, request: Request[Any, Any, Any], project_id: UUID, asset_id: str, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        asset_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The asset's bytes; honours single-range requests (``Range: bytes=a-b``) for video players."""
         pid = str(project_id)
@@ -168,7 +176,12 @@ class AssetController(Controller):
 
     @get("/{asset_id:str}/thumbnail")
     async def asset_thumbnail(
-        self, request: Request[Any, Any, Any], project_id: UUID, asset_id: str, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        asset_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The asset's preview (PNG), once ``asset.thumbnail.ready`` has been announced."""
         pid = str(project_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 
 from app.accounts.service import Accounts, User
@@ -89,11 +89,11 @@ def provide_services(request: Request[Any, Any, Any]) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def provide_user_after_services(request: Request[Any, Any, Any], svc: Services) -> User:
+def provide_user_after_services(request: Request[Any, Any, Any], svc: NamedDependency[Services]) -> User:
     return provide_user(request)
 
 
-def provide_maybe_user(request: Request[Any, Any, Any], svc: Services) -> User | None:
+def provide_maybe_user(request: Request[Any, Any, Any], svc: NamedDependency[Services]) -> User | None:
     return provide_optional_user(request)
 
 

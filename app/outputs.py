@@ -32,7 +32,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_201_CREATED
 from pycrdt import Doc, Map
 
@@ -290,7 +290,7 @@ async def require_upload_token(connection: ASGIConnection[Any, Any, Any, Any], _
     summary="A worker hands back the results of its task (multipart: manifest, file0, file1 …)",
 )
 async def upload_outputs(
-    request: Request[Any, Any, Any], task_id: str,
+    request: Request[Any, Any, Any], task_id: FromPath[str],
     data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
 ) -> dict[str, Any]:  # fmt: skip
     outputs: Outputs = request.app.state.outputs

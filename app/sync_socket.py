@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
 
 from app.accounts.service import User
 from app.deps import Services
@@ -95,7 +96,7 @@ async def accept_signed_in(socket: WebSocket[Any, Any, Any]) -> User | None:
 
 
 @websocket("/sync/{project_id:str}", name="sync")
-async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: str) -> None:
+async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: FromPath[str]) -> None:
     svc: Services = socket.app.state.services
     user = await accept_signed_in(socket)
     if user is None:

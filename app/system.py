@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from litestar import Request, get
+from litestar.di import NamedDependency
 
 from app.accounts.service import User
 from app.deps import Services, require_user
@@ -16,7 +17,7 @@ STARTED = time.time()
 
 
 @get("/api/health", sync_to_thread=False, tags=["system"])
-def health(request: Request[Any, Any, Any], svc: Services) -> dict[str, Any]:
+def health(request: Request[Any, Any, Any], svc: NamedDependency[Services]) -> dict[str, Any]:
     """``{"status": "ok"}`` with the state of each component."""
     studio = svc.studio
     components: dict[str, Any] = {}
@@ -39,7 +40,7 @@ def health(request: Request[Any, Any, Any], svc: Services) -> dict[str, Any]:
 
 
 @get("/api/templates", guards=[require_user], sync_to_thread=False, tags=["projects"])
-def templates(user: User) -> list[dict[str, Any]]:
+def templates(user: NamedDependency[User]) -> list[dict[str, Any]]:
     """The story templates a project can start from."""
     return [
         {

@@ -7,6 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
 from app.accounts.service import User
@@ -26,8 +28,8 @@ class TakeController(Controller):
 
     @get("/")
     async def list_takes(
-        self, project_id: UUID, user: User, svc: Services, canvas: str | None = None, node: str | None = None,
-        scene: str | None = None, shot: str | None = None,
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services], canvas: FromQuery[str | None] = None, node: FromQuery[str | None] = None,
+        scene: FromQuery[str | None] = None, shot: FromQuery[str | None] = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         """The project's takes, newest first; ``?canvas=&node=`` or ``?scene=&shot=`` narrow them."""
         pid = str(project_id)
@@ -43,7 +45,12 @@ class TakeController(Controller):
 
     @get("/{take_id:str}/file")
     async def take_file(
-        self, request: Request[Any, Any, Any], project_id: UUID, take_id: str, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        take_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The take's file; ``Range: bytes=a-b`` for seeking in video, ``If-None-Match`` for caches."""
         pid = str(project_id)

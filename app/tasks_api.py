@@ -6,6 +6,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from pydantic import BaseModel, Field, ValidationError
 
@@ -56,7 +58,7 @@ class TaskController(Controller):
     guards = [require_user]
 
     @get("/task-kinds", sync_to_thread=False)
-    def kinds(self, svc: Services) -> list[dict[str, Any]]:
+    def kinds(self, svc: NamedDependency[Services]) -> list[dict[str, Any]]:
         return [
             {"kind": k.kind, "queue": k.queue, "description": k.description,
              "params_schema": k.params.model_json_schema()}
@@ -64,13 +66,13 @@ class TaskController(Controller):
         ]  # fmt: skip
 
     @get("/models", sync_to_thread=True)
-    def models(self, svc: Services) -> list[dict[str, Any]]:
+    def models(self, svc: NamedDependency[Services]) -> list[dict[str, Any]]:
         """The generation models found under STUDIO_MODELS_DIR."""
         return find_models(svc.studio.settings.models_dir)
 
     @post("/projects/{project_id:uuid}/tasks", status_code=HTTP_202_ACCEPTED, sync_to_thread=False)
-    def enqueue(self, request: Request[Any, Any, Any], project_id: UUID, data: TaskIn, user: User,
-                svc: Services) -> dict[str, Any]:  # fmt: skip
+    def enqueue(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], data: JSONBody[TaskIn], user: NamedDependency[User],
+                svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
         pid = str(project_id)
         project_for(svc.studio.index, user, pid, "editor")
         kind = kinds_for(svc).get(data.kind)
@@ -107,7 +109,9 @@ class TaskController(Controller):
         return task
 
     @get("/projects/{project_id:uuid}/tasks", sync_to_thread=False)
-    def project_tasks(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+    def project_tasks(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> list[dict[str, Any]]:
         pid = str(project_id)
         project_for(svc.studio.index, user, pid)
         rows = svc.studio.index.db.execute(
@@ -116,12 +120,18 @@ class TaskController(Controller):
         return [t for r in rows if (t := svc.tasks.get(r[0])) is not None]
 
     @get("/tasks/{task_id:str}", sync_to_thread=False)
-    def get_task(self, task_id: str, user: User, svc: Services) -> dict[str, Any]:
+    def get_task(
+        self, task_id: FromPath[str], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> dict[str, Any]:
         return task_for(svc, user, task_id)
 
     @post("/tasks/{task_id:str}/cancel", status_code=HTTP_200_OK, sync_to_thread=False)
     def cancel(
-        self, request: Request[Any, Any, Any], task_id: str, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         task = task_for(svc, user, task_id, "editor")
         if task["state"] in FINISHED:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field, field_validator
 
@@ -95,7 +97,12 @@ class WebhookController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, sync_to_thread=False)
     def create(
-        self, request: Request[Any, Any, Any], project_id: UUID, data: WebhookIn, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        data: JSONBody[WebhookIn],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         """A webhook; the answer holds its ``secret``, shown this once: keep it to check signatures."""
         project_for(svc.studio.index, user, str(project_id), "owner")
@@ -103,21 +110,30 @@ class WebhookController(Controller):
 
     @get("/", sync_to_thread=False)
     def list_hooks(
-        self, request: Request[Any, Any, Any], project_id: UUID, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> list[dict[str, Any]]:
         project_for(svc.studio.index, user, str(project_id), "owner")
         return _hooks(request).of_project(str(project_id))
 
     @get("/{webhook_id:str}", sync_to_thread=False)
     def get_hook(
-        self, request: Request[Any, Any, Any], project_id: UUID, webhook_id: str, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        webhook_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         project_for(svc.studio.index, user, str(project_id), "owner")
         return _hook(request, str(project_id), webhook_id)
 
     @patch("/{webhook_id:str}", sync_to_thread=False)
-    def change(self, request: Request[Any, Any, Any], project_id: UUID, webhook_id: str, data: WebhookPatch,
-               user: User, svc: Services) -> dict[str, Any]:  # fmt: skip
+    def change(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str], data: JSONBody[WebhookPatch],
+               user: NamedDependency[User], svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
         project_for(svc.studio.index, user, str(project_id), "owner")
         _hook(request, str(project_id), webhook_id)
         fields = data.model_dump(exclude_none=True)
@@ -127,15 +143,20 @@ class WebhookController(Controller):
 
     @delete("/{webhook_id:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=False)
     def remove(
-        self, request: Request[Any, Any, Any], project_id: UUID, webhook_id: str, user: User, svc: Services
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        webhook_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> None:
         project_for(svc.studio.index, user, str(project_id), "owner")
         if not _hooks(request).delete(str(project_id), webhook_id):
             raise Problem(404, f"This project has no webhook {webhook_id}.", slug="webhook-not-found")
 
     @get("/{webhook_id:str}/deliveries", sync_to_thread=False)
-    def deliveries(self, request: Request[Any, Any, Any], project_id: UUID, webhook_id: str, user: User,
-                   svc: Services, limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+    def deliveries(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str], user: NamedDependency[User],
+                   svc: NamedDependency[Services], limit: FromQuery[int] = 100) -> list[dict[str, Any]]:  # fmt: skip
         """Every attempt to deliver, newest first: status code, attempt, duration, error."""
         project_for(svc.studio.index, user, str(project_id), "owner")
         _hook(request, str(project_id), webhook_id)

@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field
 
@@ -32,7 +34,7 @@ class AuthController(Controller):
     def guest(
         self,
         request: Request[Any, Any, Any],
-        svc: Services,
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         user, token = svc.accounts.create_guest(client_ip(request))
         if svc.accounts.studio.settings.seed_samples:
@@ -43,9 +45,9 @@ class AuthController(Controller):
     def register(
         self,
         request: Request[Any, Any, Any],
-        data: RegisterIn,
-        maybe_user: User | None,
-        svc: Services,
+        data: JSONBody[RegisterIn],
+        maybe_user: NamedDependency[User | None],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         user, token = svc.accounts.register(
             data.email, data.password, data.name, maybe_user, client_ip(request)
@@ -55,12 +57,16 @@ class AuthController(Controller):
         return {"token": token, "user": user.public()}
 
     @post("/login", sync_to_thread=True, status_code=HTTP_200_OK)
-    def login(self, request: Request[Any, Any, Any], data: LoginIn, svc: Services) -> dict[str, Any]:
+    def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], svc: NamedDependency[Services]
+    ) -> dict[str, Any]:
         user, token = svc.accounts.login(data.email, data.password, client_ip(request))
         return {"token": token, "user": user.public()}
 
     @post("/logout", guards=[require_user], sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
-    def logout(self, request: Request[Any, Any, Any], user: User, svc: Services) -> None:
+    def logout(
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> None:
         svc.accounts.logout(bearer_token(request), user, client_ip(request))
 
 
@@ -70,11 +76,11 @@ class MeController(Controller):
     guards = [require_user]
 
     @get("/", sync_to_thread=False)
-    def me(self, user: User) -> dict[str, Any]:
+    def me(self, user: NamedDependency[User]) -> dict[str, Any]:
         return user.public()
 
     @get("/export", sync_to_thread=True, summary="Download everything the studio holds about you")
-    def export(self, user: User, svc: Services) -> dict[str, Any]:
+    def export(self, user: NamedDependency[User], svc: NamedDependency[Services]) -> dict[str, Any]:
         return svc.accounts.export_data(user)
 
     @delete(
@@ -85,8 +91,8 @@ class MeController(Controller):
     async def erase(
         self,
         request: Request[Any, Any, Any],
-        user: User,
-        svc: Services,
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> None:
         for project_id in svc.projects.sole_owned(user):
             await svc.rooms.evict(project_id)  # commit and close live rooms before their folders move

@@ -12,8 +12,9 @@ from uuid import UUID
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field
@@ -74,7 +75,9 @@ class ProjectController(Controller):
     guards = [require_user]
 
     @post("/", sync_to_thread=True, status_code=HTTP_201_CREATED)
-    def create(self, data: ProjectIn, user: User, svc: Services) -> dict[str, Any]:
+    def create(
+        self, data: JSONBody[ProjectIn], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> dict[str, Any]:
         project, _ = svc.projects.create(
             user, data.name, data.template, str(data.id) if data.id else None, data.description
         )
@@ -83,12 +86,12 @@ class ProjectController(Controller):
     @get("/", sync_to_thread=False)
     def list_projects(
         self,
-        user: User,
-        svc: Services,
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
         q: Annotated[str, Parameter(max_length=200)] = "",
-        template: str | None = None,
+        template: FromQuery[str | None] = None,
         archived: Annotated[str | None, Parameter(description="false (default), true or all")] = None,
-        updated_since: str | None = None,
+        updated_since: FromQuery[str | None] = None,
         sort: Annotated[
             str, Parameter(description="name, updated or created; '-' prefix for descending")
         ] = "-updated",
@@ -98,11 +101,13 @@ class ProjectController(Controller):
         return svc.projects.search(user, q, template, archived, updated_since, sort, limit, offset)
 
     @get("/trash", sync_to_thread=False, summary="Projects in the trash, restorable until purge_at")
-    def trash(self, user: User, svc: Services) -> list[dict[str, Any]]:
+    def trash(self, user: NamedDependency[User], svc: NamedDependency[Services]) -> list[dict[str, Any]]:
         return svc.projects.trash(user)
 
     @post("/bulk", status_code=HTTP_200_OK)
-    async def bulk(self, data: BulkIn, user: User, svc: Services) -> Any:
+    async def bulk(
+        self, data: JSONBody[BulkIn], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> Any:
         ids = [str(i) for i in data.ids]
         if data.action == "export":
             path, name = await asyncio.to_thread(svc.transfers.export_many, user, ids)
@@ -130,8 +135,8 @@ class ProjectController(Controller):
     def import_project(
         self,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-        user: User,
-        svc: Services,
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
@@ -150,11 +155,19 @@ class ProjectController(Controller):
             dest.unlink(missing_ok=True)
 
     @get("/{project_id:uuid}", sync_to_thread=False)
-    def get_project(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+    def get_project(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> dict[str, Any]:
         return svc.projects.get(user, str(project_id))
 
     @patch("/{project_id:uuid}")
-    async def update(self, project_id: UUID, data: ProjectPatch, user: User, svc: Services) -> dict[str, Any]:
+    async def update(
+        self,
+        project_id: FromPath[UUID],
+        data: JSONBody[ProjectPatch],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
+    ) -> dict[str, Any]:
         pid, changes = str(project_id), data.model_dump(exclude_unset=True)
         meta = svc.projects.meta_changes(user, pid, changes)
         if meta:
@@ -169,23 +182,37 @@ class ProjectController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         summary="Move the project to the trash (restorable for 30 days)",
     )
-    async def delete_project(self, project_id: UUID, user: User, svc: Services) -> None:
+    async def delete_project(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> None:
         await trash(svc, user, str(project_id))
 
     @post("/{project_id:uuid}/restore", sync_to_thread=True, status_code=HTTP_200_OK)
-    def restore(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+    def restore(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> dict[str, Any]:
         return svc.projects.restore(user, str(project_id))
 
     @get("/{project_id:uuid}/export", sync_to_thread=True)
     def export(
-        self, project_id: UUID, user: User, svc: Services, format: Literal["bundle", "zip"] = "bundle"
+        self,
+        project_id: FromPath[UUID],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
+        format: FromQuery[Literal["bundle", "zip"]] = "bundle",
     ) -> File:
         path, name = svc.transfers.export(user, str(project_id), format)
         return _file(path, name, "application/zip" if format == "zip" else "application/x-git-bundle")
 
     @post("/{project_id:uuid}/history/{sha:str}/restore", status_code=HTTP_200_OK,
           summary="Make a past version the current state, as a new change every client receives")  # fmt: skip
-    async def restore_version(self, project_id: UUID, sha: str, user: User, svc: Services) -> dict[str, Any]:
+    async def restore_version(
+        self,
+        project_id: FromPath[UUID],
+        sha: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
+    ) -> dict[str, Any]:
         pid = str(project_id)
         _, rel = project_for(svc.studio.index, user, pid, "editor")
         if not re.fullmatch(r"[0-9a-f]{4,40}", sha):
@@ -206,7 +233,11 @@ class ProjectController(Controller):
     @post("/{project_id:uuid}/activity/{activity_id:int}/restore", status_code=HTTP_200_OK,
           summary="Put back the value that lost a conflict (one step)")  # fmt: skip
     async def restore_conflict(
-        self, project_id: UUID, activity_id: int, user: User, svc: Services
+        self,
+        project_id: FromPath[UUID],
+        activity_id: FromPath[int],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         pid = str(project_id)
         project_for(svc.studio.index, user, pid, "editor")
@@ -225,15 +256,21 @@ class ProjectController(Controller):
         return {"restored": detail["path"], "value": detail["lost"], "changed": changed}
 
     @get("/{project_id:uuid}/history", sync_to_thread=True)
-    def history(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+    def history(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> list[dict[str, Any]]:
         return svc.projects.history(user, str(project_id))
 
     @get("/{project_id:uuid}/activity", sync_to_thread=False)
-    def activity(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+    def activity(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> list[dict[str, Any]]:
         return svc.projects.activity(user, str(project_id))
 
     @get("/{project_id:uuid}/state", summary="The project document as plain JSON")
-    async def state(self, project_id: UUID, user: User, svc: Services) -> dict[str, Any]:
+    async def state(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> dict[str, Any]:
         pid = str(project_id)
         room = svc.rooms.rooms.get(pid)
         if room is None:  # nobody is editing it: the files are the current state
@@ -243,22 +280,26 @@ class ProjectController(Controller):
         return doc_to_state(room.doc)
 
     @get("/{project_id:uuid}/preview", sync_to_thread=True, media_type="image/png")
-    def preview(self, project_id: UUID, user: User, svc: Services) -> Response[bytes]:
+    def preview(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> Response[bytes]:
         project, rel = project_for(svc.projects.index, user, str(project_id))
         data = preview_png(svc.projects.root(rel), project["name"], project["id"])
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     @get("/{project_id:uuid}/members", sync_to_thread=False)
-    def members(self, project_id: UUID, user: User, svc: Services) -> list[dict[str, Any]]:
+    def members(
+        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> list[dict[str, Any]]:
         return svc.projects.members(user, str(project_id))
 
     @post("/{project_id:uuid}/members", sync_to_thread=True, status_code=HTTP_200_OK)
     def add_member(
         self,
-        project_id: UUID,
-        data: MemberIn,
-        user: User,
-        svc: Services,
+        project_id: FromPath[UUID],
+        data: JSONBody[MemberIn],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         project_for(svc.projects.index, user, str(project_id), "owner")
         member = svc.accounts.find_by_email(data.email)
@@ -273,5 +314,11 @@ class ProjectController(Controller):
     @delete(
         "/{project_id:uuid}/members/{member_id:str}", sync_to_thread=True, status_code=HTTP_204_NO_CONTENT
     )
-    def remove_member(self, project_id: UUID, member_id: str, user: User, svc: Services) -> None:
+    def remove_member(
+        self,
+        project_id: FromPath[UUID],
+        member_id: FromPath[str],
+        user: NamedDependency[User],
+        svc: NamedDependency[Services],
+    ) -> None:
         svc.projects.remove_member(user, str(project_id), member_id)
