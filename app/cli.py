@@ -71,6 +71,11 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Read by Dramatiq when it is imported (below): an idle worker looks for work every 100 ms
+    # instead of backing off to 1 s (a task waited that long to start), and after losing Redis
+    # it tries again every second.
+    os.environ.setdefault("dramatiq_worker_timeout", "100")
+    os.environ.setdefault("dramatiq_restart_delay", "1000")
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 

@@ -7,8 +7,10 @@ interrupted.
 
 from __future__ import annotations
 
+import heapq
 import json
 import statistics
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +32,7 @@ def now_iso() -> str:
 class TaskStore:
     def __init__(self, index: Index) -> None:
         self.index = index
+        self._parallelism: dict[str, tuple[float, int]] = {}
 
     def create(self, *, project_id: str, kind: str, queue: str, params: dict[str, Any], node_id: str | None,
                requester_id: str | None, priority: int = 0, size_key: str = "") -> dict[str, Any]:  # fmt: skip
@@ -77,7 +80,8 @@ class TaskStore:
         return float(statistics.median(r[0] for r in rows)) if rows else None
 
     def eta(self, task: dict[str, Any]) -> float | None:
-        """Seconds until the task finishes: its own typical duration, plus the work ahead of it."""
+        """Seconds until the task finishes: the work ahead of it in its queue, shared among as many
+        workers as the queue has been seen running side by side, then its own typical duration."""
         if task["state"] in FINISHED:
             return 0.0
         own = self.typical_duration(task["kind"], task["size_key"])
@@ -87,19 +91,48 @@ class TaskStore:
             return round(max(0.0, own * (1 - float(task["progress"]))), 2)
         ahead = self.index.db.execute(
             "SELECT kind, size_key, state, progress FROM tasks WHERE queue = ? AND id != ? AND "
-            "(state = 'running' OR (state = 'queued' AND (priority > ? OR (priority = ? AND created_at < ?))))",
+            "(state = 'running' OR (state = 'queued' AND cancel_requested = 0 AND "
+            " (priority > ? OR (priority = ? AND created_at < ?)))) "
+            "ORDER BY state = 'queued', priority DESC, created_at",
             [task["queue"], task["id"], task["priority"], task["priority"], task["created_at"]],
         ).fetchall()
         typical = {(task["kind"], task["size_key"]): own}  # one history query per kind and size
-        wait, running = 0.0, 0
-        for kind, size_key, state, progress in ahead:
+
+        def duration(kind: str, size_key: str) -> float:
             if (kind, size_key) not in typical:
                 typical[kind, size_key] = self.typical_duration(kind, size_key) or own
-            d = typical[kind, size_key]
-            wait += d * (1 - progress) if state == "running" else d
-            running += state == "running"
-        # The tasks running now show how many run side by side in this queue (cpu: several).
-        return round(own + wait / max(1, running), 2)
+            return typical[kind, size_key]
+
+        # When each worker of the queue is next free: a running task's remaining time, 0 if idle;
+        # the waiting tasks ahead go, in order, to whichever is free first.
+        free = [duration(k, sk) * (1 - p) for k, sk, state, p in ahead if state == "running"]
+        free += [0.0] * (self.parallelism(task["queue"]) - len(free))
+        heapq.heapify(free)
+        for kind, size_key, state, _ in ahead:
+            if state == "queued":
+                heapq.heapreplace(free, free[0] + duration(kind, size_key))
+        start: float = free[0]
+        if task.get("retry_at"):
+            start = max(start, (datetime.fromisoformat(task["retry_at"]) - datetime.now(UTC)).total_seconds())
+        return round(start + own, 2)
+
+    def parallelism(self, queue: str) -> int:
+        """How many tasks of ``queue`` the workers have run side by side lately (at least 1): the
+        largest overlap among its last 50 runs. Remembered for a few seconds."""
+        now = time.monotonic()
+        cached = self._parallelism.get(queue)
+        if cached is not None and now - cached[0] < 5.0:
+            return cached[1]
+        row = self.index.db.execute(
+            "WITH recent AS (SELECT started_at, finished_at FROM tasks WHERE queue = ? AND started_at IS NOT NULL "
+            "  AND finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 50) "
+            "SELECT MAX((SELECT COUNT(*) FROM recent r2 WHERE r2.started_at <= r1.started_at "
+            "  AND r2.finished_at > r1.started_at)) FROM recent r1",
+            [queue],
+        ).fetchone()
+        value = max(1, int(row[0] or 1))
+        self._parallelism[queue] = (now, value)
+        return value
 
     def update(self, task_id: str, **fields: Any) -> None:
         if "outputs" in fields:
