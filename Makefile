@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt typecheck pwa setup lock bench soak build up up-with-comfyui down logs new-project shell-backend shell-frontend clean
+.PHONY: help run test lint fmt typecheck pwa setup lock bench bench-tasks soak build up up-with-comfyui down logs new-project shell-backend shell-frontend clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ lock: ## re-resolve requirements.lock from pyproject.toml
 
 bench: setup ## API latency and throughput against Granian (scripts/bench/api.py)
 	$(PY) scripts/bench/api.py
+
+bench-tasks: setup ## task throughput, cancel latency and estimate accuracy (scripts/bench/tasks.py)
+	$(PY) scripts/bench/tasks.py
 
 new-project: setup ## create a project: make new-project NAME="My Film" [TEMPLATE=three-act]
 	$(BIN)/studio new-project "$(NAME)" --template "$(or $(TEMPLATE),blank)"
