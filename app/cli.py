@@ -85,6 +85,10 @@ def _worker(args: argparse.Namespace) -> int:
         "STUDIO_BROKER_URL": settings.broker_url, "STUDIO_DATA_DIR": str(settings.data_dir),
         "WORKSPACE_ROOT": str(settings.workspace_root), "STUDIO_MODELS_DIR": str(settings.models_dir),
         "HOST": settings.host, "PORT": str(settings.port),
+        "STUDIO_TASK_MAX_ATTEMPTS": str(settings.task_max_attempts),
+        "STUDIO_TASK_RETRY_BASE_S": str(settings.task_retry_base_s),
+        "STUDIO_TASK_STALE_S": str(settings.task_stale_s),
+        "STUDIO_BENCH_TASKS": "true" if settings.bench_tasks else "",
     })  # fmt: skip
     if settings.server_url:
         os.environ["STUDIO_SERVER_URL"] = settings.server_url
