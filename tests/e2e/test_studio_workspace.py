@@ -296,3 +296,34 @@ def test_bulk_archive_and_delete_with_confirmation_and_undo(page: Page, studio: 
     page.get_by_test_id("undo-delete").click()
     expect(page.locator(CARD)).to_have_count(1)
     expect(page.locator(CARD)).to_contain_text("Lost Property")
+
+
+def test_nodes_connect_and_disconnect_without_a_mouse(page: Page, studio: LiveServer) -> None:
+    start_as_guest(page, studio)
+    page.get_by_test_id("tutorial-skip").click()
+    project_id = open_project(page, "Low Tide")
+    expect(page.locator(EDGE)).to_have_count(4)
+    folder = project_dir(studio, project_id)
+
+    # Choose the second generator (slip-gen; the tree lists nodes by id) from the keyboard
+    item = page.get_by_test_id("project-browser").get_by_role("button", name="Image generator").nth(1)
+    item.focus()
+    page.keyboard.press("Enter")
+    inspector = page.get_by_test_id("inspector")
+    expect(inspector).to_contain_text("Image generator")
+    expect(inspector.get_by_role("button", name="Disconnect prompt from Prompt: An old man")).to_be_visible()
+
+    # Disconnect its prompt, then wire the other prompt in, all with keys
+    inspector.get_by_role("button", name="Disconnect prompt from Prompt: An old man").press("Enter")
+    expect(page.locator(EDGE)).to_have_count(3)
+    inspector.get_by_test_id("connect-prompt").select_option("causeway-prompt|out")
+    expect(page.locator(EDGE)).to_have_count(4)
+    canvas = wait_for_commit(
+        folder,
+        lambda c: any(
+            e["source"] == "causeway-prompt" and e["target"] == "slip-gen" for e in c["edges"].values()
+        ),
+    )
+    assert not any(
+        e["source"] == "slip-prompt" and e["target"] == "slip-gen" for e in canvas["edges"].values()
+    )
