@@ -34,9 +34,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def start_as_guest(page: Page, studio: LiveServer) -> None:
-    """Open the studio and press the one button a newcomer needs; wait for the gallery."""
+    """Open the studio for the first time: it starts a guest session by itself; wait for the gallery."""
     page.goto(studio.url)
-    page.get_by_test_id("guest-start").click()
     expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
 
 
@@ -82,24 +81,27 @@ def test_a_newcomer_starts_as_guest_and_sees_the_sample_projects(
     browser_page: Page, studio: LiveServer
 ) -> None:
     page = browser_page
-    # Given a newcomer on the studio's start screen: one button, no form, no email
+    # Given a newcomer who opens the studio for the first time
     page.goto(studio.url)
-    expect(page.get_by_role("heading", name="Make films with generative media")).to_be_visible()
-    expect(page.locator("input[type=email], input[type=password]")).to_have_count(0)
-    expect(page.get_by_text("Server online")).to_be_visible()
 
-    # When they start as a guest
-    page.get_by_test_id("guest-start").click()
-
-    # Then the gallery shows the two sample projects, each with a preview that loaded
+    # Then, with no click and no form, they are a guest and the gallery shows the two sample
+    # projects, each with a preview that loaded
     expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
     expect(page.get_by_test_id("guest-start")).to_have_count(0)
+    expect(page.get_by_text("Server online")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('studio.token')")
     expect(page.locator(CARD)).to_have_count(2)
     assert sorted(card_names(page).all_inner_texts()) == sorted(SAMPLES)
     expect(page.get_by_text("2 projects")).to_be_visible()
     for name in SAMPLES:
         expect(page.get_by_role("img", name=f"Preview of {name}")).to_be_visible()
     wait_for_loaded_previews(page, 2)
+
+    # And a later visit without a session (signed out) asks before starting a new, empty one
+    page.evaluate("localStorage.removeItem('studio.token'); localStorage.removeItem('studio.user')")
+    page.reload()
+    expect(page.get_by_test_id("guest-start")).to_be_visible()
+    expect(page.get_by_role("heading", name="Make films with generative media")).to_be_visible()
 
 
 def test_creating_a_project_adds_its_card_and_a_committed_repository(
@@ -289,7 +291,6 @@ def test_pages_carry_a_csp_and_run_without_violating_it(browser_page: Page, stud
     assert "frame-ancestors 'none'" in csp
 
     # And a whole session (start, gallery with previews, a new project) breaks none of it
-    page.get_by_test_id("guest-start").click()
     expect(page.locator(CARD)).to_have_count(2)
     wait_for_loaded_previews(page, 2)
     page.get_by_test_id("new-project-name").fill("Night Ferry")
