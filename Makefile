@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt typecheck pwa setup lock bench bench-tasks soak build up up-with-comfyui down logs new-project shell-backend shell-frontend clean
+.PHONY: help run test lint fmt typecheck pwa setup lock bench bench-tasks bench-pwa soak build up up-with-comfyui down logs new-project shell-backend shell-frontend clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ bench: setup ## API latency and throughput against Granian (scripts/bench/api.py
 
 bench-tasks: setup ## task throughput, cancel latency and estimate accuracy (scripts/bench/tasks.py)
 	$(PY) scripts/bench/tasks.py
+
+bench-pwa: setup ## PWA cold/warm load, first-load JS and canvas frame times in Chromium (scripts/bench/pwa.py)
+	@scripts/setup.sh system
+	$(PY) scripts/bench/pwa.py
 
 new-project: setup ## create a project: make new-project NAME="My Film" [TEMPLATE=three-act]
 	$(BIN)/studio new-project "$(NAME)" --template "$(or $(TEMPLATE),blank)"

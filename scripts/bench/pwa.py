@@ -130,6 +130,9 @@ TIMINGS = """() => {
     dom_content_loaded: nav ? nav.domContentLoadedEventEnd : null,
     worker_start: nav ? nav.workerStart : 0,
     controlled: !!(navigator.serviceWorker && navigator.serviceWorker.controller),
+    api: performance.getEntriesByType('resource')
+      .filter(e => new URL(e.name).pathname.startsWith('/api/'))
+      .map(e => ({ path: new URL(e.name).pathname, start: Math.round(e.startTime), end: Math.round(e.responseEnd) })),
   };
 }"""
 
@@ -157,8 +160,11 @@ PICK_NODE = """() => {
   for (const el of document.querySelectorAll('.svelte-flow__node')) {
     const r = el.getBoundingClientRect();
     if (r.left < pane.left || r.top < pane.top || r.right > pane.right || r.bottom > pane.bottom) continue;
-    const d = Math.hypot(r.left + r.width / 2 - cx, r.top + r.height / 2 - cy);
-    if (d < bestD) { bestD = d; best = { id: el.dataset.id, x: r.left + r.width / 2, y: r.top + r.height / 2 }; }
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    const hit = document.elementFromPoint(x, y);
+    if (!hit || hit.closest('.svelte-flow__node') !== el) continue;  // covered by something else
+    const d = Math.hypot(x - cx, y - cy);
+    if (d < bestD) { bestD = d; best = { id: el.dataset.id, x, y }; }
   }
   return best;
 }"""
@@ -234,18 +240,26 @@ def timing_row(measure: str, values: list[float], target_ms: float, detail: str,
 
 
 def frame_row(measure: str, deltas: list[float], moved: bool, detail: str) -> Row:
-    p95 = percentile(deltas, 95)
-    missed = sum(max(0, round(d / VSYNC_MS) - 1) for d in deltas)
+    """Judged on frame times rounded to whole vsyncs: rAF timestamps are coarsened to 0.1 ms and
+    jitter, so a frame on time reads 16.6 to 16.8 ms; rounded, p95 < 16.7 ms means fewer than 5 %
+    of the frames missed a vsync. The table shows the raw deltas."""
+    vsyncs = [max(1, round(d / VSYNC_MS)) for d in deltas]
+    p95_rounded = percentile([v * VSYNC_MS for v in vsyncs], 95)
+    missed = sum(v - 1 for v in vsyncs)
+    late = sum(1 for v in vsyncs if v > 1)
     return Row(
         measure=measure,
         unit="ms",
         samples=len(deltas),
         median=round(percentile(deltas, 50), 2),
-        p95=round(p95, 2),
+        p95=round(percentile(deltas, 95), 2),
         max=round(max(deltas), 1) if deltas else 0.0,
-        target=f"p95 < {FRAME_TARGET_MS:g} ms",
-        passed=bool(deltas) and moved and p95 < FRAME_TARGET_MS,
-        detail=f"{missed} vsyncs missed; {detail}" + ("" if moved else "; DID NOT MOVE"),
+        target=f"p95 < {FRAME_TARGET_MS:g} ms (vsync-rounded)",
+        passed=bool(deltas) and moved and p95_rounded < FRAME_TARGET_MS,
+        detail=(
+            f"{late} late frames ({100 * late / max(1, len(deltas)):.0f} %), {missed} vsyncs missed; {detail}"
+            + ("" if moved else "; DID NOT MOVE")
+        ),
         values=[round(d, 2) for d in deltas],
     )
 
