@@ -46,6 +46,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -599,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         [chromium, "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
 
+    # `timeout` and CI runners stop with SIGTERM: unwind so the server and the browser are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     api = load_api_bench()
     info = api.machine_info(f"{version} headless via Playwright")
     tmp = Path(tempfile.mkdtemp(prefix="studio-pwa-bench-"))
