@@ -358,7 +358,8 @@ class LoadSample:
 
 
 def new_context(browser: Any, url: str, seeded: Seeded) -> Any:
-    """A fresh context (own cache, no service worker) where this guest is already signed in."""
+    """A fresh context (own cache, no service worker) where this guest is already signed in and
+    has put the tutorial aside."""
     state = {
         "cookies": [],
         "origins": [
@@ -367,6 +368,11 @@ def new_context(browser: Any, url: str, seeded: Seeded) -> Any:
                 "localStorage": [
                     {"name": "studio.token", "value": seeded.token},
                     {"name": "studio.user", "value": json.dumps(seeded.user)},
+                    # The tutorial card stays away: this measures the app, not the first-visit guide.
+                    {
+                        "name": "studio.tutorial",
+                        "value": json.dumps({"step": 0, "skipped": True, "done": False}),
+                    },
                 ],
             }
         ],
