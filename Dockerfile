@@ -16,7 +16,7 @@ RUN apt-get update -qq \
 WORKDIR /app
 ENV VENV=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 COPY scripts/setup.sh scripts/setup.sh
-COPY pyproject.toml requirements.lock README.md ./
+COPY pyproject.toml requirements.lock requirements-gpu.lock README.md ./
 COPY app app
 COPY sync sync
 COPY tasks tasks

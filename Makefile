@@ -39,8 +39,11 @@ fmt: ## format and fix what ruff can
 pwa: ## (re)build the browser app into pwa/build
 	@scripts/setup.sh pwa
 
-lock: ## re-resolve requirements.lock from pyproject.toml
+lock: ## re-resolve requirements.lock and requirements-gpu.lock from pyproject.toml
 	$(BIN)/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile -q --extra gpu --strip-extras --no-emit-index-url --no-emit-find-links -c requirements.lock -o requirements-gpu.lock pyproject.toml
+	@# torch exactly 2.13.0 without a local build label: the CPU build here, CUDA where PyPI's is taken
+	sed -i 's/^torch==2\.13\.0+[a-z0-9]*$$/torch==2.13.0/' requirements-gpu.lock
 
 bench: setup ## API latency and throughput against Granian (scripts/bench/api.py)
 	$(PY) scripts/bench/api.py

@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh system   Debian packages the tests need: git, git-lfs, redis-server, chromium,
 #                             docker-compose (to validate compose.yaml)
-#   scripts/setup.sh python   .venv with the locked Python dependencies and the studio itself
+#   scripts/setup.sh python   .venv with the locked Python dependencies and the studio itself,
+#                             and the gpu extra (requirements-gpu.lock) unless STUDIO_NO_GPU_EXTRA=1
 #   scripts/setup.sh pwa      npm dependencies of pwa/ and the built app in pwa/build/
 #   scripts/setup.sh interop  npm yjs/y-websocket clients and reference server for the sync tests
 set -euo pipefail
@@ -48,6 +49,14 @@ python_deps() {
     "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.lock
     "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
     stamp_write python requirements.lock pyproject.toml
+  fi
+  # The gpu extra (torch, diffusers, transformers: ~1.3 GB) for image.diffusion. The lock pins
+  # torch==2.13.0 exactly: pip takes the CPU build where one lies on local disk, the CUDA build
+  # from PyPI elsewhere. STUDIO_NO_GPU_EXTRA=1 skips it (the studio runs without it).
+  if [ "${STUDIO_NO_GPU_EXTRA:-0}" != 1 ] && ! stamp_ok python-gpu requirements-gpu.lock pyproject.toml; then
+    echo "setup: installing the gpu extra (requirements-gpu.lock)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-gpu.lock
+    stamp_write python-gpu requirements-gpu.lock pyproject.toml
   fi
 }
 

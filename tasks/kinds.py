@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sync import repo
 from sync.model import files_to_state
 from sync.workspace import zip_tree
-from tasks.models import find_models
+from tasks import diffusion
 from tasks.outputs import Output
 from tasks.storyboard import Cancelled as StoryboardCancelled
 from tasks.storyboard import StoryboardParams, render_storyboard
@@ -46,6 +46,8 @@ class Context:
     outputs: list[Output] = field(default_factory=list)
     attempt: int = 1  # 1 on the first run; more when a transient failure is being retried
     scratch: list[Path] = field(default_factory=list)
+    # A small PNG of where a long task is (a diffusion every few steps), shown live as task.preview.
+    preview: Callable[[bytes], None] = lambda png: None
 
     def check(self) -> None:
         """Stop here if the task was cancelled (call between steps)."""
@@ -137,6 +139,13 @@ class DiffusionParams(BaseModel):
     model: str = Field(
         "", max_length=200, description="A model folder or .safetensors under STUDIO_MODELS_DIR."
     )
+    init_image: str = Field(
+        "", max_length=500,
+        description="Image-to-image: a file of the project (its path) or an asset id; empty for text-to-image.",
+    )  # fmt: skip
+    strength: float = Field(
+        0.75, gt=0, le=1, description="Image-to-image: how much of the init image is redrawn."
+    )
     steps: int = Field(30, ge=1, le=200, description="Denoising steps.")
     guidance: float = Field(7.5, ge=0, le=30, description="Classifier-free guidance scale.")
     width: int = Field(768, ge=64, le=2048, multiple_of=8)
@@ -148,21 +157,14 @@ class DiffusionParams(BaseModel):
 
 
 def run_diffusion(ctx: Context, params: DiffusionParams) -> None:
-    models = [m["id"] for m in find_models(ctx.models_dir)]
-    if not models:
-        raise TaskFailed(
-            f"No generation models were found in {ctx.models_dir}. Put a diffusers model folder or a "
-            ".safetensors checkpoint there (STUDIO_MODELS_DIR), then run the task again."
-        )
-    wanted = params.model or models[0]
-    if wanted not in models:
-        raise TaskFailed(
-            f"The model '{wanted}' is not in {ctx.models_dir}; the models there: {', '.join(models)}."
-        )
-    raise TaskFailed(
-        f"The model '{wanted}' was found, but this studio build cannot run diffusion pipelines yet "
-        "(the image.diffusion generator lands with its GPU worker)."
-    )
+    hooks = diffusion.Hooks(ctx.progress, ctx.preview, ctx.cancelled)
+    try:
+        result = diffusion.generate(params, ctx.models_dir, ctx.root, hooks)
+    except diffusion.Cancelled:
+        raise Cancelled from None
+    except diffusion.Failed as exc:
+        raise TaskFailed(str(exc)) from None
+    ctx.take(result.png, "image/png", name="take.png", **result.meta)  # seed, model, params, duration_s …
 
 
 # -- storyboard.sheet ---------------------------------------------------------------------------
@@ -245,7 +247,7 @@ KINDS: dict[str, TaskKind] = {
     for k in (
         TaskKind("image.diffusion", "gpu", DiffusionParams, run_diffusion,
                  size_key=lambda p: f"{p.steps}x{p.width}x{p.height}",
-                 description="Text-to-image with a local diffusers model."),
+                 description="Text-to-image and image-to-image with a local diffusers model."),
         TaskKind("storyboard.sheet", "cpu", StoryboardParams, run_storyboard,
                  description="A printable storyboard (PNG and PDF) of a scene's shots."),
         TaskKind("asset.thumbnail", "cpu", ThumbnailParams, run_thumbnail,

@@ -6,6 +6,7 @@ for its in-process workers, ``tasks.worker_entry`` for ``studio worker`` process
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -84,6 +85,11 @@ def event(kind: str, task: dict[str, Any]) -> dict[str, Any]:
     return {"type": f"task.{kind}", "project_id": task["project_id"], "task": task}
 
 
+def preview_url(png: bytes) -> str:
+    """A preview as the data URL a ``task.preview`` event carries (an <img> shows it as it is)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def execute_next(runtime: Runtime, queue: str) -> str | None:
     """Claim the next task of ``queue`` and run it to its end; returns its id (None: nothing waiting)."""
     assert runtime.heartbeats is not None
@@ -122,8 +128,13 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
             if current is not None:
                 runtime.publish(event("progress", current))
 
+    def preview(png: bytes) -> None:
+        current = store.get(task_id)
+        if current is not None:
+            runtime.publish({**event("preview", current), "preview": preview_url(png)})
+
     ctx = Context(task_id, root or Path("/nonexistent"), runtime.models_dir, progress,
-                  lambda: store.cancel_requested(task_id), attempt=attempt)  # fmt: skip
+                  lambda: store.cancel_requested(task_id), attempt=attempt, preview=preview)  # fmt: skip
     retry_in: float | None = None
     try:
         if root is None:

@@ -183,8 +183,9 @@ def test_models_lists_diffusers_folders_and_checkpoints(tmp_path: Any) -> None:
     with TestClient(create_app(make_settings(tmp_path, STUDIO_MODELS_DIR=models)), base_url=BASE) as c:
         h = {"Authorization": f"Bearer {c.post('/api/auth/guest').json()['token']}"}
         found = c.get("/api/models", headers=h).json()
-    assert [(m["id"], m["kind"], m["pipeline"]) for m in found] == [
-        ("dreamlike.safetensors", "checkpoint", "single-file"),
-        ("tiny-sd", "diffusers", "StableDiffusionPipeline"),
+    assert [(m["id"], m["kind"], m["format"], m["pipeline"]) for m in found] == [
+        ("dreamlike.safetensors", "checkpoint", "single-file", "unknown"),
+        ("tiny-sd", "diffusers", "folder", "StableDiffusionPipeline"),
     ]
     assert found[0]["size"] == 64
+    assert "not a checkpoint this studio recognises" in found[0]["problem"]  # 64 zero bytes
