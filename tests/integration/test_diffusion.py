@@ -42,8 +42,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Iterator[LiveServer]:
+    # One torch thread: `make test` already runs two test processes on two cores, and OpenMP's
+    # spinning threads slow to a crawl when the cores are oversubscribed.
     server = start_server(tmp_path_factory.mktemp("diffusion"), STUDIO_MODELS_DIR=str(models),
-                          STUDIO_RATE_LIMIT_AUTH="1000")  # fmt: skip
+                          STUDIO_RATE_LIMIT_AUTH="1000", OMP_NUM_THREADS="1")  # fmt: skip
     yield server
     stop_server(server)
 
