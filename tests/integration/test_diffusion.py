@@ -12,6 +12,7 @@ import shutil
 import struct
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def run_task(
     server: LiveServer, params: dict[str, Any], *, cancel_after_progress: bool = False
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], float]:
     """Enqueue an image.diffusion task in a new project and follow its events to the end; returns
-    (final task, its events, the project, seconds from the cancel request to the cancelled event)."""
+    (final task, its events, the project, seconds from the cancel request to the task's end)."""
     h, project, token = new_project(server)
 
     async def follow() -> tuple[list[dict[str, Any]], float]:
@@ -75,11 +76,14 @@ def run_task(
             while not seen or seen[-1]["type"] not in DONE:
                 seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=90)))
                 if cancel_after_progress and not cancelled_at and seen[-1]["type"] == "task.progress":
-                    cancelled_at = time.monotonic()
+                    cancelled_at = time.time()
                     assert (
                         await c.post(f"{server.url}/api/tasks/{r.json()['id']}/cancel", headers=h)
                     ).status_code == 200
-        return seen, (time.monotonic() - cancelled_at if cancelled_at else 0.0)
+        # How long the task ran on after the cancel was asked for (the row's finish time, so the
+        # delivery of the event to this client does not count).
+        finished = datetime.fromisoformat(seen[-1]["task"]["finished_at"]).timestamp()
+        return seen, (finished - cancelled_at if cancelled_at else 0.0)
 
     events, stop_s = asyncio.run(follow())
     return events[-1]["task"], events, project, stop_s
