@@ -135,7 +135,7 @@ class Outputs:
                 "duration_s": round(duration, 3), "task": task["id"], "kind": task["kind"],
                 "created": now_iso(), "requester": who,
             }  # fmt: skip
-            stored.append({**placed, "take": take_id})
+            stored.append({**output.meta, **placed, "take": take_id})  # the task shows its seed, model …
         room.apply_local(requester, lambda doc: _add_takes(doc, records, target))
         numbers = ", ".join(str(r["number"]) for r in records.values())
         label = target.get("node") or target.get("shot") or "unsorted"
