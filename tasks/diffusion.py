@@ -142,11 +142,13 @@ class _Cache:
         with self.lock:
             if self.timer is timer:  # not a task that started since
                 self.drop()
+                gc.collect()  # idle anyway: anything a cycle still held goes too
 
     def drop(self) -> None:
         with self.lock:
+            # The pipeline's modules and weights go with their last reference (no gc.collect here:
+            # it takes ~0.3 s with torch loaded, and seconds on a busy machine).
             self.pipe, self.key = None, None
-            gc.collect()  # the pipeline's modules hold reference cycles; collect them before emptying
             free_memory()
 
 
@@ -154,8 +156,7 @@ _cache = _Cache()
 
 
 def free_memory() -> None:
-    """Give the accelerator's cached blocks back (the tensors of a finished generation are freed as
-    their last reference goes; a full gc.collect, ~0.3 s with torch loaded, is left to :meth:`drop`)."""
+    """Give the accelerator's cached blocks back (tensors are freed as their last reference goes)."""
     import sys
 
     torch = sys.modules.get("torch")
@@ -345,38 +346,42 @@ def generate(params: DiffusionParams, models_dir: Path, project_root: Path, hook
         ) from None
     seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
     device, dtype = pick_device()
+    # Errors are caught and raised again only after the pipeline is let go: a traceback keeps the
+    # frames of the denoising loop, and with them the pipeline and its GPU memory, alive.
+    error: Exception | None = None
     with _cache.lock:
-        ok = False
         try:
             pipe = _cache.get(ref, device, dtype, models_dir)
             if init is not None:
                 pipe = _image_to_image(pipe)
-            result = _run(pipe, params, torch.Generator("cpu").manual_seed(seed), init, hooks)
-            ok = True
+            image = _run(pipe, params, torch.Generator("cpu").manual_seed(seed), init, hooks)
+            used = type(pipe).__name__
         except Cancelled:
-            raise
-        except Failed:
-            raise
+            error = Cancelled()
+        except Failed as exc:
+            error = Failed(str(exc))
         except (RuntimeError, ValueError) as exc:
             if _is_oom(exc):
-                raise Failed(
+                error = Failed(
                     f"Out of GPU memory at {params.width}x{params.height}: try a smaller size or fewer "
                     "images, or close other programs using the GPU."
-                ) from None
-            if isinstance(exc, ValueError):
-                raise Failed(f"{ref.id}: {_first_line(exc)}") from None
-            raise
-        finally:
-            pipe = None
-            if ok:
-                free_memory()
-                _cache.keep_for_a_while()
+                )
+            elif isinstance(exc, ValueError):
+                error = Failed(f"{ref.id}: {_first_line(exc)}")
             else:
-                _cache.drop()  # cancelled, out of memory or broken: give everything back
-    image, used = result
+                _cache.drop()
+                raise  # unexpected: logged with its traceback by the runner
+        pipe = None
+        if error is None:
+            free_memory()  # the denoising's working memory
+            _cache.keep_for_a_while()
+        else:
+            _cache.drop()  # cancelled, out of memory or broken: give everything back
+    if error is not None:
+        raise error
     recipe = {"model": ref.id, "seed": seed, "params": {**params.model_dump(), "seed": seed}}
     png = _png_with_text(image, recipe)  # the same recipe gives the same bytes
-    meta = {**recipe, "pipeline": type(used).__name__, "device": device, "width": image.width,
+    meta = {**recipe, "pipeline": used, "device": device, "width": image.width,
             "height": image.height, "duration_s": round(time.monotonic() - started, 3)}  # fmt: skip
     return Result(png, meta)
 
@@ -395,7 +400,7 @@ def _image_to_image(pipe: Any) -> Any:
 
 
 def _run(pipe: Any, params: DiffusionParams, generator: Any, init: Image.Image | None,
-         hooks: Hooks) -> tuple[Image.Image, Any]:  # fmt: skip
+         hooks: Hooks) -> Image.Image:  # fmt: skip
     next_preview = [0.0]
 
     def on_step_end(p: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +430,8 @@ def _run(pipe: Any, params: DiffusionParams, generator: Any, init: Image.Image |
             handle.remove()
     if hooks.cancelled():
         raise Cancelled
-    return images[0], pipe
+    image: Image.Image = images[0]
+    return image
 
 
 def _cancel_inside_steps(pipe: Any, cancelled: Callable[[], bool]) -> list[Any]:
