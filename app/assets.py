@@ -31,7 +31,7 @@ from app.problems import Problem
 from app.projects.access import project_for
 from app.stale import AssetChanges
 from app.studio import now_iso
-from sync.docmodel import doc_to_state, set_path
+from sync.docmodel import read_entry, read_root, set_path
 from sync.naming import folder_name
 from tasks.kinds import thumbnail_path
 from tasks.runner import event
@@ -121,7 +121,7 @@ class AssetController(Controller):
             raise Problem(422, "Send the file as the multipart field 'file'.",
                           errors=[{"field": "file", "message": "missing"}])  # fmt: skip
         room = await svc.rooms.get(pid)
-        asset = doc_to_state(room.doc)["assets"].get(asset_id)
+        asset = read_entry(room.doc, "assets", asset_id)
         if asset is None:
             raise Problem(404, "There is no such asset in this project.")
         new_kind = kind_of(upload.filename or asset["name"])
@@ -152,7 +152,7 @@ class AssetController(Controller):
         pid = str(project_id)
         project_for(svc.studio.index, user, pid)
         room = await svc.rooms.get(pid)
-        return sorted(doc_to_state(room.doc)["assets"].values(), key=lambda a: a.get("created", ""))
+        return sorted(read_root(room.doc, "assets").values(), key=lambda a: a.get("created", ""))
 
     @get("/{asset_id:str}/file")
     async def asset_file(
@@ -164,13 +164,9 @@ class AssetController(Controller):
         svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The asset's bytes; honours single-range requests (``Range: bytes=a-b``) for video players."""
-        pid = str(project_id)
-        _, rel = project_for(svc.studio.index, user, pid)
-        room = await svc.rooms.get(pid)
-        asset = doc_to_state(room.doc)["assets"].get(asset_id)
-        root = svc.projects.root(rel)
-        path = (root / asset["path"]).resolve() if asset else None
-        if asset is None or path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
+        root, asset = await live_entry(svc, user, str(project_id), "assets", asset_id)
+        path = file_within(root, asset["path"]) if asset else None
+        if asset is None or path is None:
             raise Problem(404, "There is no such asset in this project.")
         return file_response(request, path, etag=f'"{asset["sha256"]}"', filename=asset["name"])
 
@@ -184,16 +180,31 @@ class AssetController(Controller):
         svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The asset's preview (PNG), once ``asset.thumbnail.ready`` has been announced."""
-        pid = str(project_id)
-        _, rel = project_for(svc.studio.index, user, pid)
-        room = await svc.rooms.get(pid)
-        asset = doc_to_state(room.doc)["assets"].get(asset_id)
-        root = svc.projects.root(rel)
-        path = (root / thumbnail_path(asset["path"], THUMBNAIL_SIZE)).resolve() if asset else None
-        if path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
+        root, asset = await live_entry(svc, user, str(project_id), "assets", asset_id)
+        path = file_within(root, thumbnail_path(asset["path"], THUMBNAIL_SIZE)) if asset else None
+        if path is None:
             raise Problem(404, "This asset has no thumbnail (yet).")
-        etag = f'"{path.stat().st_mtime_ns:x}-{path.stat().st_size:x}"'
-        return file_response(request, path, etag=etag, filename=path.name)
+        stat = path.stat()
+        return file_response(
+            request, path, etag=f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"', filename=path.name
+        )
+
+
+async def live_entry(
+    svc: Services, user: User, project_id: str, name: str, key: str
+) -> tuple[Path, dict[str, Any] | None]:
+    """For a member: the project's folder and one entry of a top-level map of its live document
+    (``assets``, ``takes``), or None when there is no such entry."""
+    _, rel = project_for(svc.studio.index, user, project_id)
+    room = await svc.rooms.get(project_id)
+    entry = read_entry(room.doc, name, key)
+    return svc.projects.root(rel), entry if isinstance(entry, dict) else None
+
+
+def file_within(root: Path, rel: str) -> Path | None:
+    """``root / rel`` if it is a file inside ``root`` (never a path that climbs out), else None."""
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root.resolve()) and path.is_file() else None
 
 
 def _queue_thumbnail(

@@ -39,7 +39,7 @@ from pycrdt import Doc, Map
 from app.deps import bearer_token
 from app.problems import Problem
 from app.studio import Studio, now_iso
-from sync.docmodel import doc_to_state, set_path
+from sync.docmodel import read_root, set_path
 from sync.naming import folder_name
 from sync.rooms import Rooms
 from tasks.outputs import Delivery, DeliveryRefused, Output, token_ok
@@ -116,7 +116,7 @@ class Outputs:
         room = await self.rooms.get(project_id)
         target = _target(task)
         folder = f"{RENDERS}/{_folder(target)}"
-        takes_now = doc_to_state(room.doc)["takes"]
+        takes_now = read_root(room.doc, "takes")
         first = await asyncio.to_thread(next_take_number, root, folder, takes_now)
         duration = _seconds_since(task["started_at"])
         who = {"id": requester, "name": self._user_name(task["requester_id"])}

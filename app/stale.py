@@ -22,7 +22,7 @@ from pycrdt import Doc
 
 from app.outputs import Publish, record_activity
 from app.studio import Studio, now_iso
-from sync.docmodel import doc_to_state, set_path
+from sync.docmodel import doc_to_state, read_root, set_path
 from sync.rooms import FILESYSTEM, Rooms
 
 
@@ -100,7 +100,7 @@ class AssetChanges:
         if root is None:
             return
         room = await self.rooms.get(project_id)
-        assets = doc_to_state(room.doc)["assets"]
+        assets = read_root(room.doc, "assets")
         for asset_id, asset in assets.items():
             rel = asset.get("path")
             if rel not in paths or not (root / rel).is_file():

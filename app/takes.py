@@ -12,11 +12,12 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
 from app.accounts.service import User
+from app.assets import file_within, live_entry
 from app.deps import Services, require_member, require_user
 from app.media import file_response
 from app.problems import Problem
 from app.projects.access import project_for
-from sync.docmodel import doc_to_state
+from sync.docmodel import read_root
 
 TARGET_KEYS = ("canvas", "node", "scene", "shot")
 
@@ -38,7 +39,7 @@ class TakeController(Controller):
         wanted = {k: v for k, v in zip(TARGET_KEYS, (canvas, node, scene, shot), strict=True) if v}
         takes = [
             {"id": take_id, **take, "url": f"/api/projects/{pid}/takes/{take_id}/file"}
-            for take_id, take in doc_to_state(room.doc)["takes"].items()
+            for take_id, take in read_root(room.doc, "takes").items()
             if isinstance(take, dict) and all(take.get(k) == v for k, v in wanted.items())
         ]
         return sorted(takes, key=lambda t: (str(t.get("created", "")), t["id"]), reverse=True)
@@ -53,13 +54,9 @@ class TakeController(Controller):
         svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The take's file; ``Range: bytes=a-b`` for seeking in video, ``If-None-Match`` for caches."""
-        pid = str(project_id)
-        _, rel = project_for(svc.studio.index, user, pid)
-        room = await svc.rooms.get(pid)
-        take = doc_to_state(room.doc)["takes"].get(take_id)
-        root = svc.projects.root(rel)
-        path = (root / take["path"]).resolve() if isinstance(take, dict) and take.get("path") else None
-        if take is None or path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
+        root, take = await live_entry(svc, user, str(project_id), "takes", take_id)
+        path = file_within(root, take["path"]) if take and take.get("path") else None
+        if take is None or path is None:
             raise Problem(404, "There is no such take in this project.", slug="take-not-found")
         etag = f'"{take.get("sha256") or path.stat().st_mtime_ns}"'
         return file_response(request, path, etag=etag, filename=path.name)

@@ -89,6 +89,20 @@ def doc_to_state(doc: Doc[Any]) -> State:
     return state
 
 
+def read_root(doc: Doc[Any], name: str) -> Any:
+    """One top-level type as plain data, as :func:`doc_to_state` gives it, without converting the
+    rest of the document (a file request needs one asset, not every canvas)."""
+    with doc.transaction():
+        return normalize(_root(doc, name).to_py())
+
+
+def read_entry(doc: Doc[Any], name: str, key: str) -> Any:
+    """One entry of the top-level map ``name`` as plain data, or None."""
+    with doc.transaction():
+        value = doc.get(name, type=Map).get(key)
+        return normalize(value.to_py() if isinstance(value, Map | Array | Text) else value)
+
+
 def apply_state(doc: Doc[Any], new_state: State, origin: str | None = None) -> bool:
     """Make ``doc`` equal to ``new_state`` with the fewest CRDT operations, in one transaction.
 
