@@ -76,10 +76,9 @@ export interface BulkResult {
 	results: { id: string; ok: boolean; status: number; detail?: string }[];
 }
 
+/** One entry of GET /api/projects/{id}/members. */
 export interface Member {
-	id: string;
-	name: string;
-	email: string | null;
+	user: { id: string; name: string; email: string | null };
 	role: ProjectRole;
 	added_at: string;
 }
