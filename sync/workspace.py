@@ -54,6 +54,7 @@ class Workspace:
         self.staging = self.root / ".staging"
         self._claim = threading.Lock()
         self._skeleton_made: repo.Skeleton | None = None
+        self._taken = _FoldedNames(self.projects)
 
     def _skeleton(self) -> repo.Skeleton:
         """How a new repository's ``.git`` looks on this file system (learned on first use)."""
@@ -139,9 +140,10 @@ class Workspace:
             while True:
                 candidate = base if n == 1 else with_suffix(base, n)
                 target = self.projects / candidate
-                if not _exists_casefold(self.projects, candidate):
+                if candidate.casefold() not in self._taken:
                     try:
                         stage.rename(target)
+                        self._taken.add(candidate)
                         break
                     except OSError:
                         pass  # taken by another process in between: try the next suffix
@@ -256,10 +258,40 @@ def scaffold(root: Path, state: State) -> dict[str, bytes]:
     return files
 
 
-def _exists_casefold(parent: Path, name: str) -> bool:
-    # Two names differing only by case are one folder on macOS and Windows disks.
-    folded = name.casefold()
-    return any(entry.casefold() == folded for entry in os.listdir(parent))
+class _FoldedNames:
+    """The names in a folder, case-folded: two names differing only by case are one folder on
+    macOS and Windows disks, so a project folder never takes a name that differs from another
+    only by case.
+
+    Listing ``Projects/`` for every new project costs a millisecond per thousand projects; the
+    set is listed again only when the folder's stamp says something else (another process, a
+    person in a file manager) changed it. The stamp holds the link count as well as the
+    modification time: every subfolder links to its parent, so a folder added or removed in the
+    same clock tick as the last listing still shows. Callers hold the workspace's claim lock.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._names: set[str] = set()
+        self._stamp: tuple[int, int, int] | None = None
+
+    def _stat(self) -> tuple[int, int, int]:
+        st = os.stat(self.folder)
+        return st.st_mtime_ns, st.st_ino, st.st_nlink
+
+    def __contains__(self, folded: object) -> bool:
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._names = {entry.casefold() for entry in os.listdir(self.folder)}
+            self._stamp = stamp
+        return folded in self._names
+
+    def add(self, name: str) -> None:
+        """Record a folder this process just moved in; if anything else changed meanwhile, the
+        next lookup lists the folder again."""
+        self._names.add(name.casefold())
+        stamp, before = self._stat(), self._stamp
+        self._stamp = stamp if before is not None and stamp[2] == before[2] + 1 else None
 
 
 def _common_top(names: list[PurePosixPath]) -> tuple[str, ...]:

@@ -131,6 +131,22 @@ def test_same_names_get_suffixed_folders(client: TestClient[Any], guest: Person,
     assert create(client, guest, name="Ciné-club «Lumière»")["path"] == "Projects/Ciné-club_«Lumière»"
 
 
+def test_folders_made_outside_the_studio_are_never_taken_over(
+    client: TestClient[Any], guest: Person, settings: Settings
+) -> None:
+    """A folder someone made in Projects/ by hand (a file manager, another process) keeps its name:
+    a new project whose folder would differ from it only by case gets a suffix, however soon
+    after the studio's last look at the folder it appeared."""
+    projects = settings.workspace_root / "Projects"
+    assert create(client, guest, name="Night Shift")["path"] == "Projects/Night_Shift"
+    for n in range(5):
+        (projects / f"HAND_MADE_{n}").mkdir()
+        assert create(client, guest, name=f"hand made {n}")["path"] == f"Projects/hand_made_{n}_2"
+        assert not any((projects / f"HAND_MADE_{n}").iterdir())  # untouched
+    (projects / "Night_Shift_2").mkdir()
+    assert create(client, guest, name="night shift")["path"] == "Projects/night_shift_3"
+
+
 def test_create_with_a_client_id_is_idempotent(
     client: TestClient[Any], guest: Person, settings: Settings
 ) -> None:
