@@ -17,12 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import access_log, redact_query
 from app.problems import PROBLEM_JSON, TYPE_BASE
 
 _VALID_RID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+RAW_SEND = "edge.raw_send"  # scope["state"] key: a WebSocket's ASGI send, unwrapped
 AUTH_PATHS = ("/api/auth/login", "/api/auth/register", "/api/auth/guest")
 
 
@@ -103,7 +105,12 @@ class EdgeMiddleware:
         rid = headers.get("x-request-id", "")
         if not _VALID_RID.match(rid):
             rid = next_request_id()
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        if scope["type"] == ScopeType.WEBSOCKET:
+            # The server's own send, for frames after the handshake: a busy sync room sends each
+            # update to hundreds of peers, and every wrapper in between costs per frame.
+            state[RAW_SEND] = send
         structlog.contextvars.bind_contextvars(request_id=rid)
         path = scope["path"]
         client = (scope.get("client") or ("unknown", 0))[0]
