@@ -10,6 +10,7 @@ import ctypes.util
 import gc
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -147,6 +148,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         interrupted, waiting = task_store.recover(fail_running=not settings.broker_url)
         if not settings.broker_url:
             # The embedded default: this process is its own worker. gpu runs one task at a time.
+            # Each Worker adds its middleware to the broker; Dramatiq warns about the second one,
+            # which is harmless here (each consumes only the queues it names), so say nothing.
+            logging.getLogger(f"dramatiq.broker.{type(broker).__name__}").addFilter(_second_worker_is_fine)
             workers.extend([dramatiq.Worker(broker, queues={"gpu"}, worker_threads=1, worker_timeout=100),
                             dramatiq.Worker(broker, queues={"cpu"}, worker_threads=2, worker_timeout=100)])  # fmt: skip
             for worker in workers:
@@ -335,3 +339,7 @@ def _csp(index_html: Path) -> str:
         "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; worker-src 'self'; "
         "manifest-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
     )
+
+
+def _second_worker_is_fine(record: logging.LogRecord) -> bool:
+    return "same type twice" not in record.getMessage()
