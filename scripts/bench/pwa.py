@@ -387,21 +387,25 @@ def is_js(response: Any) -> bool:
 
 
 def js_sizes(responses: list[Any]) -> list[dict[str, Any]]:
-    out = []
+    """One entry per JavaScript file. A file can answer twice (a modulepreload, then the import
+    served from Chromium's memory cache with no bytes on the wire): the network one counts."""
+    by_path: dict[str, dict[str, Any]] = {}
     for r in responses:
         if not is_js(r) or r.status != 200:
             continue
+        path = urlsplit(r.url).path
+        wire = int(r.request.sizes()["responseBodySize"])
+        if path in by_path and by_path[path]["wire"] >= wire:
+            continue
         body = r.body()
-        out.append(
-            {
-                "path": urlsplit(r.url).path,
-                "bytes": len(body),
-                "gzip9": len(gzip.compress(body, 9)),
-                "wire": int(r.request.sizes()["responseBodySize"]),
-                "encoding": r.header_value("content-encoding") or "identity",
-            }
-        )
-    return out
+        by_path[path] = {
+            "path": path,
+            "bytes": len(body),
+            "gzip9": len(gzip.compress(body, 9)),
+            "wire": wire,
+            "encoding": r.header_value("content-encoding") or "identity",
+        }
+    return list(by_path.values())
 
 
 def wait_ready(page: Any, timeout_ms: float) -> dict[str, Any]:
