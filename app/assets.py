@@ -24,9 +24,9 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_201_CREATED
 
 from app.accounts.service import User
-from app.deps import Services, require_member, require_user
+from app.activity import record_activity
+from app.deps import Services, project_path, require_editor, require_member, require_user
 from app.media import file_response
-from app.outputs import record_activity
 from app.problems import Problem
 from app.projects.access import project_for
 from app.stale import AssetChanges
@@ -67,13 +67,17 @@ class AssetController(Controller):
     tags = ["assets"]
     guards = [require_user, require_member]
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Upload an asset (multipart field 'file')")
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        guards=[require_editor],
+        summary="Upload an asset (multipart field 'file')",
+    )
     async def upload_asset(
         self, request: Request[Any, Any, Any], project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services],
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> dict[str, Any]:  # fmt: skip
-        pid = str(project_id)
-        _, rel = project_for(svc.studio.index, user, pid, "editor")
+        pid, rel = str(project_id), project_path(request)
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise Problem(
@@ -103,19 +107,28 @@ class AssetController(Controller):
         uploaded = {"type": "asset.uploaded", "project_id": pid, "asset": asset}
         request.app.state.events.publish(uploaded)
         record_activity(
-            svc.studio, pid, user.id, "asset.uploaded", f"{user.name} uploaded {asset['name']}", uploaded
+            svc.studio,
+            pid,
+            user.id,
+            "asset.uploaded",
+            f"{user.name} uploaded {asset['name']}",
+            uploaded,
+            event_id=str(uploaded["id"]),
         )
         _queue_thumbnail(request, svc, pid, asset, user)
         return {k: asset[k] for k in ("id", "name", "kind", "path", "sha256", "size")}
 
-    @put("/{asset_id:str}/file", summary="Replace an asset's file (multipart field 'file')")
+    @put(
+        "/{asset_id:str}/file",
+        guards=[require_editor],
+        summary="Replace an asset's file (multipart field 'file')",
+    )
     async def replace_asset(
         self, request: Request[Any, Any, Any], project_id: FromPath[UUID], asset_id: FromPath[str], user: NamedDependency[User], svc: NamedDependency[Services],
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> dict[str, Any]:  # fmt: skip
         """A new version of the asset under the same path; the nodes that use it become stale."""
-        pid = str(project_id)
-        _, rel = project_for(svc.studio.index, user, pid, "editor")
+        pid, rel = str(project_id), project_path(request)
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise Problem(422, "Send the file as the multipart field 'file'.",
@@ -149,9 +162,7 @@ class AssetController(Controller):
     async def list_assets(
         self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
     ) -> list[dict[str, Any]]:
-        pid = str(project_id)
-        project_for(svc.studio.index, user, pid)
-        room = await svc.rooms.get(pid)
+        room = await svc.rooms.get(str(project_id))
         return sorted(read_root(room.doc, "assets").values(), key=lambda a: a.get("created", ""))
 
     @get("/{asset_id:str}/file")

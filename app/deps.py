@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +33,42 @@ async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     connection.state.user = _authenticate(connection)
 
 
-async def require_member(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard for routes under a project: strangers get the project's 404 before any body is read."""
-    from app.projects.access import project_for
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
-    user = connection.state.user if getattr(connection.state, "user", None) else _authenticate(connection)
-    connection.state.user = user
-    project_for(connection.app.state.services.studio.index, user, str(connection.path_params["project_id"]))
+
+def require_role(need: str) -> Guard:
+    """A guard for routes under ``{project_id}``: the caller must hold at least role ``need``.
+    Strangers get the project's 404 and members below ``need`` a 403, before any body is read.
+    The project and its folder are left in ``connection.state`` (see :func:`project_path`), so
+    a controller guard and a stricter handler guard look the membership up once.
+
+    >>> @post("/", guards=[require_editor])  # doctest: +SKIP
+    """
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        from app.projects.access import check_role, project_for
+
+        user = connection.state.user if getattr(connection.state, "user", None) else _authenticate(connection)
+        connection.state.user = user
+        project_id = str(connection.path_params["project_id"])
+        project = getattr(connection.state, "project", None)
+        if project is None or project["id"] != project_id:
+            project, rel = project_for(connection.app.state.services.studio.index, user, project_id)
+            connection.state.project, connection.state.project_path = project, rel
+        check_role(project["role"], need)
+
+    guard.__name__ = f"require_{need}"
+    return guard
+
+
+require_member = require_role("viewer")
+require_editor = require_role("editor")
+require_owner = require_role("owner")
+
+
+def project_path(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The project's folder (relative to the workspace), as :func:`require_role` found it."""
+    return str(connection.state.project_path)
 
 
 def provide_user(request: Request[Any, Any, Any]) -> User:

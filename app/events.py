@@ -1,4 +1,12 @@
-"""``/events``: JSON messages about the caller's projects (task.*, project.committed …).
+"""``/events``: JSON messages about the caller's projects (task.*, asset.*, take.created,
+node.stale, project.committed …).
+
+Every event goes through one path, :meth:`EventHub.publish`, in whichever process it happens:
+it gets an ``id``, this process's listeners get it at once, and with Redis configured it is also
+published on Redis, where the other server processes' relays pick it up (``tasks.broker``) and
+hand it to :meth:`EventHub.receive`. A relay skips what its own process published, so each
+listener gets each event once. ``studio worker`` processes publish on the same channel. Without
+Redis everything stays in the process.
 
 Publishers may be on any thread (task workers run in threads); each subscriber gets the events
 of the projects it is a member of, in order, through its own queue.
@@ -9,6 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
+import platform
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +29,11 @@ from litestar import WebSocket, websocket
 
 from app.sync_socket import accept_signed_in
 from sync.db import Index
+from tasks.broker import stamp
 
 QUEUE_LIMIT = 1000
+log = logging.getLogger("app.events")
+Observer = Callable[[dict[str, Any]], None]
 
 
 @dataclass(eq=False)
@@ -28,17 +44,38 @@ class Subscriber:
 
 
 class EventHub:
-    def __init__(self, index: Index) -> None:
+    """This process's side of ``/events`` (see the module docstring)."""
+
+    def __init__(self, index: Index, origin: str | None = None) -> None:
         self.index = index
+        # Names this process on the Redis channel, so its relay can skip its own events.
+        self.origin = origin or f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.subscribers: set[Subscriber] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        # The other server processes (Redis), when there are any; None: this process only.
+        self.remote: Callable[[dict[str, Any]], None] | None = None
+        # Told of every event this process hears of, its own or relayed (the activity feed).
+        self.observers: list[Observer] = []
 
     def publish(self, event: dict[str, Any]) -> None:
-        """Deliver ``event`` (which names its ``project_id``) to every member listening; any thread."""
-        if self.loop is None or self.loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            self.loop.call_soon_threadsafe(self._fanout, event)
+        """Deliver ``event`` (which names its ``project_id``) to every member listening, on any
+        server process; gives it its ``id``. Any thread."""
+        stamp(event)
+        self.receive(event)
+        if self.remote is not None:
+            self.remote(event)
+
+    def receive(self, event: dict[str, Any]) -> None:
+        """Deliver an event (published here, or relayed from another process) to this process's
+        listeners and observers. Any thread."""
+        if self.loop is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                self.loop.call_soon_threadsafe(self._fanout, event)
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("event_observer_failed type=%s", event.get("type"))
 
     def _fanout(self, event: dict[str, Any]) -> None:
         project_id = event.get("project_id")

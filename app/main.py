@@ -9,14 +9,12 @@ import ctypes
 import ctypes.util
 import gc
 import hashlib
-import json
 import logging
 import os
 import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,11 +30,12 @@ from litestar.static_files import create_static_files_router
 from app import logs
 from app.accounts.controllers import AuthController, MeController
 from app.accounts.service import Accounts
+from app.activity import task_activity
 from app.assets import AssetController, queue_thumbnail
 from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.events import EventHub, events_socket
-from app.outputs import Outputs, record_activity, upload_outputs
+from app.outputs import Outputs, upload_outputs
 from app.problems import handle_exception
 from app.projects.controllers import ProjectController
 from app.projects.live import build_rooms, build_watcher
@@ -53,7 +52,7 @@ from app.webhooks_api import WebhookController
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
 from tasks import bench
-from tasks.broker import BrokerHealth, QueueUnavailable, backlog, build_broker, relay_events
+from tasks.broker import BrokerHealth, EventPublisher, QueueUnavailable, backlog, build_broker, relay_events
 from tasks.failures import RetryPolicy
 from tasks.outputs import worker_secret
 from tasks.reaper import Watchdog
@@ -75,17 +74,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
     rooms = build_rooms(studio, locks)
     task_store = TaskStore(studio.index)
     hub = EventHub(studio.index)
+    publisher = EventPublisher(settings.broker_url, hub.origin) if settings.broker_url else None
+    # With Redis, what happens here reaches the listeners of every other server process too.
+    hub.remote = publisher
+    # Every event this process hears of, its own or relayed: how tasks end goes to the activity, once.
+    hub.observers.append(task_activity(studio, hub.publish))
     if settings.bench_tasks:
         bench.enable()
     broker = build_broker(settings.broker_url)
     broker_health = BrokerHealth("redis" if settings.broker_url else "embedded")
     webhooks = Webhooks(studio.index, broker)
-    # Events from anywhere (this process, or workers through Redis) go to /events and the activity;
-    # those that happen in this process also go to the project's webhooks, once, from here.
-    local_events = task_events(studio, hub)
 
     def publish(event: dict[str, Any]) -> None:
-        local_events(event)
+        # Task events that happen in this process (its workers, its task routes) go to every
+        # /events listener and, from here only, to the project's webhooks.
+        hub.publish(event)
         webhooks.fire(event)
 
     policy = RetryPolicy(max_attempts=settings.task_max_attempts, base_s=settings.task_retry_base_s,
@@ -156,9 +159,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             for worker in workers:
                 worker.start()
         if settings.broker_url:
-            # Separate `studio worker` processes publish their events on Redis; relay them.
+            # `studio worker` processes and the other servers publish their events on Redis; relay
+            # them to this process's listeners (this process's own were delivered already).
             app.state.relay_stop = threading.Event()
-            relay_events(settings.broker_url, local_events, app.state.relay_stop, broker_health)
+            relay_events(
+                settings.broker_url, hub.receive, app.state.relay_stop, broker_health, origin=hub.origin
+            )
+        if publisher is not None:
+            publisher.start()
         for task_id in waiting:
             task = task_store.get(task_id)
             if task is not None:
@@ -191,6 +199,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.to_thread(worker.stop, 5000)
         if getattr(app.state, "relay_stop", None) is not None:
             app.state.relay_stop.set()
+        if publisher is not None:
+            publisher.stop()
         await rooms.close()  # flush every edited document to Git and say goodbye to peers
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -265,36 +275,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app
-
-
-TASK_WORDS = {"succeeded": "finished", "failed": "failed", "cancelled": "was cancelled"}
-
-
-def task_events(studio: Studio, hub: EventHub) -> Callable[[dict[str, Any]], None]:
-    """Task events go to /events; how each task ended also goes to the project's activity."""
-
-    def publish(event: dict[str, Any]) -> None:
-        hub.publish(event)
-        task = event["task"]
-        ended = event["type"].removeprefix("task.")
-        if ended in TASK_WORDS:
-            summary = f"{task['kind']} {TASK_WORDS[ended]}" + (
-                f": {task['error']}" if ended == "failed" else ""
-            )
-            studio.index.db.execute(
-                "INSERT INTO activity(project_id, time, user_id, user_name, kind, summary, detail) "
-                "VALUES (?, ?, ?, COALESCE((SELECT name FROM users WHERE id = ?), 'studio'), ?, ?, ?)",
-                [task["project_id"], task["finished_at"] or "", task["requester_id"], task["requester_id"],
-                 event["type"], summary, json.dumps({"task": task["id"], "outputs": task["outputs"]})],
-            )  # fmt: skip
-        if task["kind"] == "asset.thumbnail" and ended == "failed":
-            failed = {"type": "asset.thumbnail.failed", "project_id": task["project_id"],
-                      "asset": task["params"].get("asset"), "source": task["params"].get("path"), "error": task["error"]}  # fmt: skip
-            hub.publish(failed)
-            record_activity(studio, task["project_id"], task["requester_id"], failed["type"],
-                            f"No thumbnail for {task['params'].get('path')}: {task['error']}", failed)  # fmt: skip
-
-    return publish
 
 
 def _die_with_parent() -> None:

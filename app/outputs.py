@@ -36,6 +36,7 @@ from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_201_CREATED
 from pycrdt import Doc, Map
 
+from app.activity import record_activity
 from app.deps import bearer_token
 from app.problems import Problem
 from app.studio import Studio, now_iso
@@ -153,21 +154,11 @@ class Outputs:
                  "source": task["params"].get("path"), "thumbnail": thumb["path"], "task": task["id"]}  # fmt: skip
         self.publish(event)
         record_activity(self.studio, project_id, None, "asset.thumbnail.ready",
-                        f"Thumbnail of {task['params'].get('path')} is ready", event)  # fmt: skip
+                        f"Thumbnail of {task['params'].get('path')} is ready", event, event_id=event["id"])  # fmt: skip
 
     def _user_name(self, user_id: str | None) -> str:
         row = self.studio.index.db.execute("SELECT name FROM users WHERE id = ?", [user_id]).fetchone()
         return str(row[0]) if row else "studio"
-
-
-def record_activity(studio: Studio, project_id: str, user_id: str | None, kind: str, summary: str,
-                    detail: dict[str, Any]) -> None:  # fmt: skip
-    """One line of the project's activity feed (``GET /api/projects/{id}/activity``)."""
-    studio.index.db.execute(
-        "INSERT INTO activity(project_id, time, user_id, user_name, kind, summary, detail) "
-        "VALUES (?, ?, ?, COALESCE((SELECT name FROM users WHERE id = ?), 'studio'), ?, ?, ?)",
-        [project_id, now_iso(), user_id, user_id, kind, summary, json.dumps(detail, default=str)],
-    )
 
 
 def next_take_number(root: Path, folder: str, takes: dict[str, Any]) -> int:

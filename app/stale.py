@@ -20,7 +20,7 @@ from typing import Any
 
 from pycrdt import Doc
 
-from app.outputs import Publish, record_activity
+from app.activity import Publish, record_activity
 from app.studio import Studio, now_iso
 from sync.docmodel import doc_to_state, read_root, set_path
 from sync.rooms import FILESYSTEM, Rooms
@@ -81,7 +81,8 @@ class AssetChanges:
         changed = {"type": "asset.changed", "project_id": project_id, "asset": {**asset, "sha256": sha256,
                    "size": size, "id": asset_id}, "reason": reason, "stale_nodes": len(using)}  # fmt: skip
         self.publish(changed)
-        record_activity(self.studio, project_id, user_id, "asset.changed", reason, changed)
+        record_activity(self.studio, project_id, user_id, "asset.changed", reason, changed,
+                        event_id=str(changed["id"]))  # fmt: skip
         marked = []
         for canvas_id, node_id, label in using:
             owners = self._owners(project_id, node_id)
@@ -89,7 +90,7 @@ class AssetChanges:
                      "asset": asset_id, "reason": reason, "owners": owners}  # fmt: skip
             self.publish(event)
             record_activity(self.studio, project_id, user_id, "node.stale",
-                            f"{label} is out of date: {reason}", event)  # fmt: skip
+                            f"{label} is out of date: {reason}", event, event_id=str(event["id"]))  # fmt: skip
             marked.append(event)
         return marked
 

@@ -16,7 +16,6 @@ from app.assets import file_within, live_entry
 from app.deps import Services, require_member, require_user
 from app.media import file_response
 from app.problems import Problem
-from app.projects.access import project_for
 from sync.docmodel import read_root
 
 TARGET_KEYS = ("canvas", "node", "scene", "shot")
@@ -34,7 +33,6 @@ class TakeController(Controller):
     ) -> list[dict[str, Any]]:  # fmt: skip
         """The project's takes, newest first; ``?canvas=&node=`` or ``?scene=&shot=`` narrow them."""
         pid = str(project_id)
-        project_for(svc.studio.index, user, pid)
         room = await svc.rooms.get(pid)
         wanted = {k: v for k, v in zip(TARGET_KEYS, (canvas, node, scene, shot), strict=True) if v}
         takes = [

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from pydantic import BaseModel, Field, ValidationError
 
 from app.accounts.service import User
-from app.deps import Services, require_user
+from app.deps import Services, require_editor, require_member, require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from tasks import bench
@@ -70,11 +70,11 @@ class TaskController(Controller):
         """The generation models found under STUDIO_MODELS_DIR."""
         return find_models(svc.studio.settings.models_dir)
 
-    @post("/projects/{project_id:uuid}/tasks", status_code=HTTP_202_ACCEPTED, sync_to_thread=False)
+    @post("/projects/{project_id:uuid}/tasks", status_code=HTTP_202_ACCEPTED, sync_to_thread=False,
+          guards=[require_editor])  # fmt: skip
     def enqueue(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], data: JSONBody[TaskIn], user: NamedDependency[User],
                 svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
         pid = str(project_id)
-        project_for(svc.studio.index, user, pid, "editor")
         kind = kinds_for(svc).get(data.kind)
         if kind is None:
             raise Problem(422, f"There is no task kind '{data.kind}'; GET /api/task-kinds lists them.",
@@ -108,12 +108,11 @@ class TaskController(Controller):
         request.app.state.publish_task(event("queued", task))
         return task
 
-    @get("/projects/{project_id:uuid}/tasks", sync_to_thread=False)
+    @get("/projects/{project_id:uuid}/tasks", sync_to_thread=False, guards=[require_member])
     def project_tasks(
-        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+        self, project_id: FromPath[UUID], svc: NamedDependency[Services]
     ) -> list[dict[str, Any]]:
         pid = str(project_id)
-        project_for(svc.studio.index, user, pid)
         rows = svc.studio.index.db.execute(
             "SELECT id FROM tasks WHERE project_id = ? ORDER BY created_at DESC LIMIT 100", [pid]
         ).fetchall()

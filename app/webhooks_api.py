@@ -16,9 +16,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field, field_validator
 
 from app.accounts.service import User
-from app.deps import Services, require_member, require_user
+from app.deps import require_owner, require_user
 from app.problems import Problem
-from app.projects.access import project_for
 from tasks.webhooks import PATTERNS, WebhookStore
 
 
@@ -93,48 +92,28 @@ def _hook(request: Request[Any, Any, Any], project_id: str, webhook_id: str) -> 
 class WebhookController(Controller):
     path = "/api/projects/{project_id:uuid}/webhooks"
     tags = ["webhooks"]
-    guards = [require_user, require_member]  # strangers get the 404 before any body is read
+    # Owners only: strangers get the project's 404 and other members a 403, before any body is read.
+    guards = [require_user, require_owner]
 
     @post("/", status_code=HTTP_201_CREATED, sync_to_thread=False)
-    def create(
-        self,
-        request: Request[Any, Any, Any],
-        project_id: FromPath[UUID],
-        data: JSONBody[WebhookIn],
-        user: NamedDependency[User],
-        svc: NamedDependency[Services],
-    ) -> dict[str, Any]:
+    def create(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], data: JSONBody[WebhookIn],
+               user: NamedDependency[User]) -> dict[str, Any]:  # fmt: skip
         """A webhook; the answer holds its ``secret``, shown this once: keep it to check signatures."""
-        project_for(svc.studio.index, user, str(project_id), "owner")
         return _hooks(request).create(str(project_id), data.url, data.events, user.id)
 
     @get("/", sync_to_thread=False)
-    def list_hooks(
-        self,
-        request: Request[Any, Any, Any],
-        project_id: FromPath[UUID],
-        user: NamedDependency[User],
-        svc: NamedDependency[Services],
-    ) -> list[dict[str, Any]]:
-        project_for(svc.studio.index, user, str(project_id), "owner")
+    def list_hooks(self, request: Request[Any, Any, Any], project_id: FromPath[UUID]) -> list[dict[str, Any]]:
         return _hooks(request).of_project(str(project_id))
 
     @get("/{webhook_id:str}", sync_to_thread=False)
     def get_hook(
-        self,
-        request: Request[Any, Any, Any],
-        project_id: FromPath[UUID],
-        webhook_id: FromPath[str],
-        user: NamedDependency[User],
-        svc: NamedDependency[Services],
+        self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str]
     ) -> dict[str, Any]:
-        project_for(svc.studio.index, user, str(project_id), "owner")
         return _hook(request, str(project_id), webhook_id)
 
     @patch("/{webhook_id:str}", sync_to_thread=False)
-    def change(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str], data: JSONBody[WebhookPatch],
-               user: NamedDependency[User], svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
-        project_for(svc.studio.index, user, str(project_id), "owner")
+    def change(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str],
+               data: JSONBody[WebhookPatch]) -> dict[str, Any]:  # fmt: skip
         _hook(request, str(project_id), webhook_id)
         fields = data.model_dump(exclude_none=True)
         hook = _hooks(request).update(str(project_id), webhook_id, **fields)
@@ -143,21 +122,14 @@ class WebhookController(Controller):
 
     @delete("/{webhook_id:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=False)
     def remove(
-        self,
-        request: Request[Any, Any, Any],
-        project_id: FromPath[UUID],
-        webhook_id: FromPath[str],
-        user: NamedDependency[User],
-        svc: NamedDependency[Services],
+        self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str]
     ) -> None:
-        project_for(svc.studio.index, user, str(project_id), "owner")
         if not _hooks(request).delete(str(project_id), webhook_id):
             raise Problem(404, f"This project has no webhook {webhook_id}.", slug="webhook-not-found")
 
     @get("/{webhook_id:str}/deliveries", sync_to_thread=False)
-    def deliveries(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str], user: NamedDependency[User],
-                   svc: NamedDependency[Services], limit: FromQuery[int] = 100) -> list[dict[str, Any]]:  # fmt: skip
+    def deliveries(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], webhook_id: FromPath[str],
+                   limit: FromQuery[int] = 100) -> list[dict[str, Any]]:  # fmt: skip
         """Every attempt to deliver, newest first: status code, attempt, duration, error."""
-        project_for(svc.studio.index, user, str(project_id), "owner")
         _hook(request, str(project_id), webhook_id)
         return _hooks(request).deliveries(webhook_id, max(1, min(limit, 1000)))

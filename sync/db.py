@@ -177,7 +177,14 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    # Several server processes hear of the same event (through Redis): the activity line it makes
+    # is written by whichever comes first, keyed by the event's id; the others' inserts are ignored.
+    db.execute("ALTER TABLE activity ADD COLUMN event_id TEXT")
+    db.execute("CREATE UNIQUE INDEX activity_event ON activity(event_id) WHERE event_id IS NOT NULL")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 
 class Index:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from queue import Full, Queue
 from typing import Any
 
 import dramatiq
@@ -22,6 +25,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage
 
 QUEUES = ("gpu", "cpu")
+log = logging.getLogger("tasks.broker")
 
 
 class QueueUnavailable(RuntimeError):
@@ -79,25 +83,90 @@ class BrokerHealth:
 
 
 EVENTS_CHANNEL = "studio:events"
+PUBLISH_BACKLOG = 10_000  # events a server holds for Redis while it is away; older ones are dropped
 
 
-def redis_publisher(url: str) -> Callable[[dict[str, Any]], None]:
-    """Publish task events to Redis pub/sub, where every server process relays them to /events."""
-    client = redis.Redis.from_url(url)
+def stamp(event: dict[str, Any]) -> dict[str, Any]:
+    """Give ``event`` its ``id`` (once, in place): every process that hears of it, and the activity
+    feed and webhook log that record it, name it by that id, so it is recorded once.
+
+    >>> stamp({"type": "task.queued"})["id"] != ""
+    True
+    """
+    event.setdefault("id", uuid.uuid4().hex)
+    return event
+
+
+def _envelope(event: dict[str, Any], origin: str | None) -> str:
+    return json.dumps({"origin": origin, "event": event}, default=str)
+
+
+def _unwrap(data: bytes | str) -> tuple[str | None, dict[str, Any]]:
+    """(origin, event) of a message on the events channel (a bare event has no origin)."""
+    message = json.loads(data)
+    if isinstance(message, dict) and isinstance(message.get("event"), dict) and "origin" in message:
+        return message["origin"], message["event"]
+    return None, message
+
+
+def redis_publisher(url: str, origin: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """Publish events on Redis pub/sub, where every server process relays them to /events; for
+    ``studio worker`` processes (the caller's thread waits for Redis)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
 
     def publish(event: dict[str, Any]) -> None:
         # If Redis is away the task row still holds the state; the next event carries it again.
         with contextlib.suppress(redis.RedisError):
-            client.publish(EVENTS_CHANNEL, json.dumps(event, default=str))
+            client.publish(EVENTS_CHANNEL, _envelope(stamp(event), origin))
 
     return publish
 
 
+class EventPublisher:
+    """Publishes a server's own events on Redis from a thread of its own, in order, so the
+    event loop never waits for Redis (nor stalls while it is away).
+
+    >>> publisher = EventPublisher(url, origin="host:123:ab12"); publisher.start()  # doctest: +SKIP
+    >>> publisher({"type": "asset.uploaded", "project_id": pid, "asset": {...}})  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, origin: str) -> None:
+        self.url, self.origin = url, origin
+        self._queue: Queue[dict[str, Any] | None] = Queue(PUBLISH_BACKLOG)
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(stamp(event))
+        except Full:
+            log.warning("event_not_relayed type=%s: Redis has been away too long", event.get("type"))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="studio-events-publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Full):
+            self._queue.put_nowait(None)
+
+    def _run(self) -> None:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1.0, socket_timeout=5.0)
+        while (event := self._queue.get()) is not None:
+            try:
+                client.publish(EVENTS_CHANNEL, _envelope(event, self.origin))
+            except redis.RedisError as exc:
+                # Other servers miss what happens here while Redis is away (pub/sub keeps
+                # nothing); this process's own listeners had it already.
+                log.warning("event_not_relayed type=%s error=%r", event.get("type"), exc)
+                time.sleep(1.0)
+
+
 def relay_events(
     url: str, deliver: Callable[[dict[str, Any]], None], stop: threading.Event,
-    health: BrokerHealth | None = None,
+    health: BrokerHealth | None = None, origin: str | None = None,
 ) -> threading.Thread:  # fmt: skip
-    """A thread that hands every event published on Redis to ``deliver`` until ``stop`` is set;
+    """A thread that hands every event published on Redis to ``deliver`` until ``stop`` is set,
+    except those published by ``origin`` (this process, which delivered them itself already);
     it reconnects when Redis goes away and comes back (however long that takes), and keeps
     ``health`` up to date meanwhile."""
 
@@ -112,7 +181,9 @@ def relay_events(
                 while not stop.is_set():
                     message = pubsub.get_message(timeout=0.2)
                     if message and message.get("type") == "message":
-                        deliver(json.loads(message["data"]))
+                        sender, event = _unwrap(message["data"])
+                        if origin is None or sender != origin:
+                            deliver(event)
             except (redis.RedisError, OSError, ValueError) as exc:
                 if health is not None and isinstance(exc, redis.RedisError | OSError):
                     health.mark(False, f"Redis is not reachable ({type(exc).__name__}: {exc})")

@@ -198,8 +198,9 @@ class Webhooks:
             return
         if not targets:
             return
-        event_id = str(uuid.uuid4())
-        data = {k: v for k, v in event.items() if k not in ("type", "project_id")}
+        # The /events id: a receiver can match a delivery with the activity line of its event.
+        event_id = str(event.get("id") or uuid.uuid4())
+        data = {k: v for k, v in event.items() if k not in ("id", "type", "project_id")}
         body = json.dumps({"id": event_id, "type": name, "project_id": project_id, "time": now_iso(),
                            "data": data}, default=str, sort_keys=True)  # fmt: skip
         for hook_id in targets:

@@ -49,6 +49,11 @@ def project_for(
     if row is None or (row[8] is not None) != trashed:
         where = "in the trash" if trashed else "among your projects"
         raise Problem(404, f"There is no project {project_id} {where}.", slug="project-not-found")
-    if RANK[row[10]] < RANK[need]:
-        raise Problem(403, f"You are a {row[10]} of this project; this needs the {need} role.", slug="role")
+    check_role(row[10], need)
     return row_to_project(row), (row[9] if trashed else row[4])
+
+
+def check_role(role: str, need: str) -> None:
+    """403 unless ``role`` ranks at least ``need``."""
+    if RANK[role] < RANK[need]:
+        raise Problem(403, f"You are a {role} of this project; this needs the {need} role.", slug="role")

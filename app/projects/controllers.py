@@ -9,7 +9,7 @@ import shutil
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from pydantic import BaseModel, Field
 
 from app.accounts.service import User
-from app.deps import Services, require_user
+from app.deps import Services, project_path, require_editor, require_owner, require_user
 from app.problems import Problem
 from app.projects.access import project_for
 from sync import repo
@@ -204,17 +204,17 @@ class ProjectController(Controller):
         path, name = svc.transfers.export(user, str(project_id), format)
         return _file(path, name, "application/zip" if format == "zip" else "application/x-git-bundle")
 
-    @post("/{project_id:uuid}/history/{sha:str}/restore", status_code=HTTP_200_OK,
+    @post("/{project_id:uuid}/history/{sha:str}/restore", status_code=HTTP_200_OK, guards=[require_editor],
           summary="Make a past version the current state, as a new change every client receives")  # fmt: skip
     async def restore_version(
         self,
+        request: Request[Any, Any, Any],
         project_id: FromPath[UUID],
         sha: FromPath[str],
         user: NamedDependency[User],
         svc: NamedDependency[Services],
     ) -> dict[str, Any]:
-        pid = str(project_id)
-        _, rel = project_for(svc.studio.index, user, pid, "editor")
+        pid, rel = str(project_id), project_path(request)
         if not re.fullmatch(r"[0-9a-f]{4,40}", sha):
             raise Problem(422, "A version is named by its commit sha (hexadecimal), as /history lists it.")
         root = svc.projects.root(rel)
@@ -230,7 +230,7 @@ class ProjectController(Controller):
         commit = await svc.rooms.flush(pid, note=f"Restore version {sha[:7]}")
         return {"restored": sha, "changed": changed, "commit": commit}
 
-    @post("/{project_id:uuid}/activity/{activity_id:int}/restore", status_code=HTTP_200_OK,
+    @post("/{project_id:uuid}/activity/{activity_id:int}/restore", status_code=HTTP_200_OK, guards=[require_editor],
           summary="Put back the value that lost a conflict (one step)")  # fmt: skip
     async def restore_conflict(
         self,
@@ -240,7 +240,6 @@ class ProjectController(Controller):
         svc: NamedDependency[Services],
     ) -> dict[str, Any]:
         pid = str(project_id)
-        project_for(svc.studio.index, user, pid, "editor")
         row = svc.studio.index.db.execute(
             "SELECT detail FROM activity WHERE id = ? AND project_id = ? AND kind = 'conflict'",
             [activity_id, pid],
@@ -293,7 +292,7 @@ class ProjectController(Controller):
     ) -> list[dict[str, Any]]:
         return svc.projects.members(user, str(project_id))
 
-    @post("/{project_id:uuid}/members", sync_to_thread=True, status_code=HTTP_200_OK)
+    @post("/{project_id:uuid}/members", sync_to_thread=True, status_code=HTTP_200_OK, guards=[require_owner])
     def add_member(
         self,
         project_id: FromPath[UUID],
@@ -301,7 +300,6 @@ class ProjectController(Controller):
         user: NamedDependency[User],
         svc: NamedDependency[Services],
     ) -> dict[str, Any]:
-        project_for(svc.projects.index, user, str(project_id), "owner")
         member = svc.accounts.find_by_email(data.email)
         if member is None:
             raise Problem(

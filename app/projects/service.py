@@ -442,7 +442,7 @@ class Projects:
     def activity(self, user: User, project_id: str, limit: int = 200) -> list[dict[str, Any]]:
         project_for(self.index, user, project_id)
         rows = self.index.db.execute(
-            "SELECT time, user_id, user_name, kind, summary, detail, id FROM activity WHERE project_id = ? "
+            "SELECT time, user_id, user_name, kind, summary, detail, id, event_id FROM activity WHERE project_id = ? "
             "ORDER BY id DESC LIMIT ?",
             [project_id, limit],
         ).fetchall()
@@ -454,6 +454,7 @@ class Projects:
                 "summary": r[4],
                 "detail": json.loads(r[5]),
                 "id": r[6],
+                "event_id": r[7],  # the id of the /events message it records, when it records one
             }
             for r in rows
         ]

@@ -205,10 +205,26 @@ def test_only_owners_manage_webhooks_and_the_secret_is_shown_once(
     assert "secret" not in listed[0]
     assert "secret" not in client.get(f"{base}/{hook['id']}", headers=owner.headers).json()
 
-    assert client.get(base, headers=editor.headers).status_code == 403
-    assert client.post(base, headers=editor.headers, json={"url": "https://x.example"}).status_code == 403
-    assert client.get(base, headers=stranger.headers).status_code == 404
-    assert client.delete(f"{base}/{hook['id']}", headers=stranger.headers).status_code == 404
+    # Every webhook route, through the one owner guard: 403 for other members, 404 for strangers,
+    # decided before the body is read (a stranger's malformed body is still a 404).
+    one = f"{base}/{hook['id']}"
+    routes = [("GET", base, None), ("POST", base, {"url": "https://x.example"}), ("GET", one, None),
+              ("PATCH", one, {"active": False}), ("DELETE", one, None), ("GET", f"{one}/deliveries", None)]  # fmt: skip
+    for method, url, body in routes:
+        assert client.request(method, url, headers=editor.headers, json=body).status_code == 403, (
+            method,
+            url,
+        )
+        assert client.request(method, url, headers=stranger.headers, json=body).status_code == 404, (
+            method,
+            url,
+        )
+    assert client.post(base, headers=stranger.headers, json={"url": 42}).status_code == 404
+    assert client.post(base, headers=editor.headers, json={"url": 42}).status_code == 403
+    assert client.get(base).status_code == 401
+    assert (
+        client.get(one, headers=owner.headers).json()["active"] is True
+    )  # the refused PATCH changed nothing
 
     changed = client.patch(f"{base}/{hook['id']}", headers=owner.headers,
                            json={"events": ["task.failed"], "active": False})  # fmt: skip
