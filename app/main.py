@@ -52,7 +52,15 @@ from app.webhooks_api import WebhookController
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
 from tasks import bench
-from tasks.broker import BrokerHealth, EventPublisher, QueueUnavailable, backlog, build_broker, relay_events
+from tasks.broker import (
+    SYNC_CHANNEL,
+    BrokerHealth,
+    EventPublisher,
+    QueueUnavailable,
+    backlog,
+    build_broker,
+    relay_events,
+)
 from tasks.failures import RetryPolicy
 from tasks.outputs import worker_secret
 from tasks.reaper import Watchdog
@@ -77,6 +85,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     publisher = EventPublisher(settings.broker_url, hub.origin) if settings.broker_url else None
     # With Redis, what happens here reaches the listeners of every other server process too.
     hub.remote = publisher
+    # Rooms of one project in several server processes take each other's updates (sync/SPEC.md S1).
+    doorbell = EventPublisher(settings.broker_url, hub.origin, SYNC_CHANNEL) if settings.broker_url else None
+    if doorbell is not None:
+        rooms.on_append = lambda project_id: doorbell({"project_id": project_id})
     # Every event this process hears of, its own or relayed: how tasks end goes to the activity, once.
     hub.observers.append(task_activity(studio, hub.publish))
     if settings.bench_tasks:
@@ -165,8 +177,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             relay_events(
                 settings.broker_url, hub.receive, app.state.relay_stop, broker_health, origin=hub.origin
             )
-        if publisher is not None:
-            publisher.start()
+            # S1: another server took updates for a project; a room of it here catches up.
+            loop = asyncio.get_running_loop()
+
+            def ring(message: dict[str, Any]) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                    loop.call_soon_threadsafe(rooms.catch_up, str(message.get("project_id")))
+
+            relay_events(
+                settings.broker_url, ring, app.state.relay_stop, origin=hub.origin, channel=SYNC_CHANNEL
+            )
+        for started in (publisher, doorbell):
+            if started is not None:
+                started.start()
         for task_id in waiting:
             task = task_store.get(task_id)
             if task is not None:
@@ -199,8 +222,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.to_thread(worker.stop, 5000)
         if getattr(app.state, "relay_stop", None) is not None:
             app.state.relay_stop.set()
-        if publisher is not None:
-            publisher.stop()
+        for started in (publisher, doorbell):
+            if started is not None:
+                started.stop()
         await rooms.close()  # flush every edited document to Git and say goodbye to peers
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

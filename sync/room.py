@@ -6,7 +6,9 @@ Rules (numbered as in ``sync/SPEC.md``):
 - D1 an update is appended to the log before any peer sees it;
 - D2 a peer receives every accepted update except its own, in the order they were accepted;
 - D3 a refused frame closes only its sender, and leaves the document untouched;
-- A1 awareness is relayed to every other peer and cleared when its owner leaves or goes quiet.
+- A1 awareness is relayed to every other peer and cleared when its owner leaves or goes quiet;
+- S1 updates other server processes appended to the shared log reach this room's peers
+  (:meth:`Room.catch_up`).
 """
 
 from __future__ import annotations
@@ -174,6 +176,10 @@ class Room:
         self._last_write: dict[tuple[str, ...], tuple[str, float]] = {}
         self._silent: set[tuple[str, ...]] = set()
         self._deep_subscriptions = self._watch_keys()
+        # The log position up to which this room has looked for the updates of other server
+        # processes (its own appends are in the doc already; S1).
+        self.seen_seq = 0
+        self._catching_up = False
 
     def _watch_keys(self) -> list[Any]:
         subs: list[Any] = []
@@ -210,6 +216,7 @@ class Room:
                 previous = max(found, key=lambda w: w[1], default=None)
                 if (
                     writer
+                    and not self._catching_up  # reported by the process that accepted the write
                     and previous is not None
                     and previous[0] != writer
                     and now - previous[1] < CONFLICT_WINDOW_S
@@ -326,6 +333,41 @@ class Room:
         if changes:
             self.on_update(user_id)
         return bool(changes)
+
+    def catch_up(self) -> int:
+        """S1: integrate what other server processes appended to the shared log since this room
+        last looked, and broadcast it to this room's peers (nothing is appended: it is in the log
+        already). Its own appends come back too and change nothing. Returns how many updates
+        changed the doc."""
+        project_id = self.project_id
+        if self.updates.snapshot_seq(project_id) > self.seen_seq:
+            # Another process compacted the log past this room's position: its snapshot holds
+            # what this room missed (applying a state it partly has changes only what is new).
+            loaded = self.updates.load(project_id)
+            batch = [(loaded.snapshot or b"", "", loaded.snapshot_seq)]
+            batch += [(e.data, e.user_id, e.seq) for e in loaded.updates]
+        else:
+            batch = [(e.data, e.user_id, e.seq) for e in self.updates.since(project_id, self.seen_seq)]
+        changed = 0
+        for data, user_id, seq in batch:
+            self.seen_seq = max(self.seen_seq, seq)
+            if not data:
+                continue
+            self._captured.clear()
+            self._writer, self._catching_up = user_id, True
+            try:
+                self.doc.apply_update(data)
+            except Exception:  # accepted by another process, so not expected; never fatal here
+                log.exception("catch_up_failed project=%s seq=%s", project_id, seq)
+            finally:
+                self._writer, self._catching_up = "", False
+            changes, self._captured = self._captured, []
+            for change in changes:
+                self.broadcast(protocol.sync_update(change))
+            changed += bool(changes)
+        if changed:
+            self.last_active = time.monotonic()
+        return changed
 
     def _report_lost_writes(self, update: bytes, paths: set[tuple[str, ...]], writer: str) -> None:
         """C3 for the write that loses the merge: Yjs orders concurrent writes to one key by client

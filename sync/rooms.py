@@ -5,6 +5,11 @@ that has no log yet is bootstrapped from the files of its Git repository. After 
 update the room is marked dirty; the materializer writes it to Git once edits pause for
 ``quiet_s`` (and at least every ``max_wait_s`` while editing goes on). Rooms nobody has used for
 ``idle_s`` are compacted and dropped, so memory stays bounded with many projects.
+
+Several server processes may hold a room of the same project (scale-out, ``sync/SPEC.md`` S1):
+the shared update log is the truth. A room catches up with what the others appended whenever
+it is used (:meth:`Rooms.get`), before it is written to Git, when told so (:meth:`Rooms.catch_up`,
+rung by the others through Redis: ``on_append``), and every few seconds while it has peers.
 """
 
 from __future__ import annotations
@@ -57,11 +62,14 @@ class Rooms:
         self._loading: dict[str, asyncio.Lock] = {}
         self._dirty: dict[str, Dirty] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # Told after this process appended to a project's log (the other processes catch up).
+        self.on_append: Callable[[str], None] = lambda project_id: None
 
     async def get(self, project_id: str) -> Room:
         """The room of ``project_id``, loading it if needed (raises KeyError for unknown projects)."""
         room = self.rooms.get(project_id)
         if room is not None:
+            room.catch_up()
             return room
         lock = self._loading.setdefault(project_id, asyncio.Lock())
         async with lock:
@@ -86,15 +94,29 @@ class Rooms:
             doc = state_to_doc(files_to_state(root))
             seq = self.updates.append(project_id, doc.get_update(), FILESYSTEM)
             self.updates.mark(project_id, "git", seq)  # the repository already holds this state
+            seen = seq
         else:
             doc = loaded.replay()
-        return Room(
+            seen = loaded.updates[-1].seq if loaded.updates else loaded.snapshot_seq
+        room = Room(
             project_id,
             doc,
             self.updates,
-            lambda user_id: self._touch(project_id),
+            lambda user_id: self._accepted(project_id),
             lambda conflict: self.on_conflict(project_id, conflict),
         )
+        room.seen_seq = seen
+        return room
+
+    def _accepted(self, project_id: str) -> None:
+        self._touch(project_id)
+        self.on_append(project_id)
+
+    def catch_up(self, project_id: str) -> None:
+        """S1: another process appended to ``project_id``'s log; a loaded room takes it in."""
+        room = self.rooms.get(project_id)
+        if room is not None:
+            room.catch_up()
 
     # -- materializing ----------------------------------------------------------------------------
 
@@ -125,8 +147,9 @@ class Rooms:
         root = self.project_root(project_id)
         if room is None or root is None:
             return None
-        state = doc_to_state(room.doc)
         upto = self.updates.last_seq(project_id)
+        room.catch_up()  # the commit holds every update up to `upto`, whichever process took it
+        state = doc_to_state(room.doc)
         since = self.updates.marker(project_id, "git")
         users = self.updates.contributors(project_id, since)
         try:
@@ -134,7 +157,8 @@ class Rooms:
         except Exception:
             log.exception("materialize_failed project=%s", project_id)
             return None
-        self.updates.mark(project_id, "git", upto)
+        if upto > self.updates.marker(project_id, "git"):  # another process may have gone further
+            self.updates.mark(project_id, "git", upto)
         if upto - self.updates.snapshot_seq(project_id) > COMPACT_AFTER:
             self.updates.compact(project_id, room.doc.get_update(), upto)
         return sha
@@ -169,6 +193,8 @@ class Rooms:
             now = time.monotonic()
             for project_id, room in list(self.rooms.items()):
                 room.expire_awareness()
+                if room.peers:
+                    room.catch_up()  # S1 without Redis (or with a missed call): at most this late
                 if not room.peers and project_id not in self._dirty and now - room.last_active > self.idle_s:
                     del self.rooms[project_id]
                     self._loading.pop(project_id, None)

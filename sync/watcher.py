@@ -45,6 +45,9 @@ class Watcher:
         self.on_media = on_media
         self.stop_event = asyncio.Event()
         self.merged = 0  # how many outside edits were merged (for tests and the health check)
+        # path → stamp of the last write by another server process already seen here (each is
+        # recognised once, as this process's own writes are).
+        self._seen_shared: dict[Path, float] = {}
 
     async def run(self) -> None:
         """Watch until :meth:`stop`; survives errors in one batch."""
@@ -88,9 +91,13 @@ class Watcher:
                 continue
             if path.suffix != ".json":
                 continue
-            if path.is_file() and written.get(path) == hashlib.sha256(path.read_bytes()).hexdigest():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+            if digest is not None and written.get(path) == digest:
                 written.pop(path, None)
+                self._studio_wrote(path, digest)
                 continue  # our own write coming back (merging it would change nothing anyway)
+            if digest is not None and self._studio_wrote(path, digest):
+                continue  # another server process's write: its room took the edit, ours catches up
             folders.add(self.projects_dir / rel.parts[0])
         for folder in sorted(folders):
             await self._merge(folder)
@@ -98,6 +105,16 @@ class Watcher:
             project_id = self.project_id_for(folder)
             if project_id is not None and self.on_media is not None:
                 await self.on_media(project_id, rels)
+
+    def _studio_wrote(self, path: Path, digest: str) -> bool:
+        """Whether ``digest`` is what a studio materializer (of any process) last wrote to ``path``
+        and this watcher has not seen that write yet."""
+        shared = self.rooms.materializer.shared
+        last = shared.last(path) if shared is not None else None
+        if last is None or last[0] != digest or self._seen_shared.get(path) == last[1]:
+            return False
+        self._seen_shared[path] = last[1]
+        return True
 
     async def _merge(self, folder: Path) -> None:
         project_id = self.project_id_for(folder)

@@ -83,6 +83,8 @@ class BrokerHealth:
 
 
 EVENTS_CHANNEL = "studio:events"
+# "Project X's update log grew": the other server processes' rooms catch up (sync/SPEC.md S1).
+SYNC_CHANNEL = "studio:sync"
 PUBLISH_BACKLOG = 10_000  # events a server holds for Redis while it is away; older ones are dropped
 
 
@@ -130,8 +132,8 @@ class EventPublisher:
     >>> publisher({"type": "asset.uploaded", "project_id": pid, "asset": {...}})  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, origin: str) -> None:
-        self.url, self.origin = url, origin
+    def __init__(self, url: str, origin: str, channel: str = EVENTS_CHANNEL) -> None:
+        self.url, self.origin, self.channel = url, origin, channel
         self._queue: Queue[dict[str, Any] | None] = Queue(PUBLISH_BACKLOG)
         self._thread: threading.Thread | None = None
 
@@ -153,7 +155,7 @@ class EventPublisher:
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1.0, socket_timeout=5.0)
         while (event := self._queue.get()) is not None:
             try:
-                client.publish(EVENTS_CHANNEL, _envelope(event, self.origin))
+                client.publish(self.channel, _envelope(event, self.origin))
             except redis.RedisError as exc:
                 # Other servers miss what happens here while Redis is away (pub/sub keeps
                 # nothing); this process's own listeners had it already.
@@ -163,7 +165,7 @@ class EventPublisher:
 
 def relay_events(
     url: str, deliver: Callable[[dict[str, Any]], None], stop: threading.Event,
-    health: BrokerHealth | None = None, origin: str | None = None,
+    health: BrokerHealth | None = None, origin: str | None = None, channel: str = EVENTS_CHANNEL,
 ) -> threading.Thread:  # fmt: skip
     """A thread that hands every event published on Redis to ``deliver`` until ``stop`` is set,
     except those published by ``origin`` (this process, which delivered them itself already);
@@ -175,7 +177,7 @@ def relay_events(
             try:
                 client = redis.Redis.from_url(url, socket_connect_timeout=1.0)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                pubsub.subscribe(EVENTS_CHANNEL)
+                pubsub.subscribe(channel)
                 if health is not None:
                     health.mark(True)
                 while not stop.is_set():
@@ -191,7 +193,7 @@ def relay_events(
                     client.close()
                 stop.wait(1.0)
 
-    thread = threading.Thread(target=run, name="studio-events-relay", daemon=True)
+    thread = threading.Thread(target=run, name=f"studio-relay-{channel}", daemon=True)
     thread.start()
     return thread
 

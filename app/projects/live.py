@@ -9,7 +9,7 @@ from pathlib import Path
 from app.studio import Studio, now_iso
 from sync import repo
 from sync.docmodel import doc_to_state
-from sync.materializer import Committed, Materializer
+from sync.materializer import Committed, Materializer, SharedWrites
 from sync.model import story_text
 from sync.room import Conflict
 from sync.rooms import FILESYSTEM, Rooms
@@ -130,8 +130,10 @@ def build_rooms(studio: Studio, locks: ProjectLocks | None = None) -> Rooms:
             ],
         )
 
-    materializer = Materializer(authors=authors, on_commit=on_commit, locks=locks or ProjectLocks())
-    updates = SQLiteUpdateLog(studio.settings.data_dir / "sync.db")
+    log_path = studio.settings.data_dir / "sync.db"
+    materializer = Materializer(authors=authors, on_commit=on_commit, locks=locks or ProjectLocks(),
+                                shared=SharedWrites(log_path))  # fmt: skip
+    updates = SQLiteUpdateLog(log_path)
     return Rooms(updates, project_root, materializer, on_conflict=on_conflict)
 
 

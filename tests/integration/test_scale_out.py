@@ -1,6 +1,7 @@
 """Scale-out: two `studio serve` processes (A and B) on one data folder and workspace, sharing a
 Redis, with a `studio worker` for the cpu queue. Whatever is caused through one server reaches the
-/events listeners of both, each event once, and the activity feed and webhook log record it once."""
+/events listeners of both, each event once, and the activity feed records it once; browsers of
+one project on different servers edit one document (sync/SPEC.md S1)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ import httpx
 import pytest
 import websockets
 from PIL import Image
+from pycrdt import Array, Map
 
 from sync.client import SyncClient
 from sync.db import Index
-from sync.docmodel import set_path
+from sync.docmodel import doc_to_state, set_path
 from tasks.outputs import Output, http_delivery
 from tasks.store import TaskStore
-from tests.conftest import LiveServer, start_server, start_worker, stop_server, stop_worker
+from tests.conftest import LiveServer, git, start_server, start_worker, stop_server, stop_worker
 
 
 @dataclass
@@ -174,3 +176,78 @@ def test_events_caused_through_one_server_reach_listeners_of_both_once(pair: Pai
         events = {i for i, t in heard.items() if t == kind}
         lines = {line["event_id"] for line in feed if line["kind"] == kind}
         assert events == lines, (kind, events, lines)
+
+
+def nodes_of(doc: Any) -> dict[str, Any]:
+    return dict(doc_to_state(doc)["canvases"].get("main", {}).get("nodes", {}))
+
+
+def chat_of(doc: Any) -> list[str]:
+    return [str(m.get("text")) for m in doc_to_state(doc)["chat"]]
+
+
+def say(doc: Any, text: str) -> None:
+    doc.get("chat", type=Array).append(
+        Map({"id": text, "author": "t", "role": "user", "text": text, "time": "t"})
+    )
+
+
+def test_s1_two_browsers_on_two_servers_edit_one_project_and_converge(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    h, _ = account(a, "Sam")
+    token = h["Authorization"][7:]
+    project = httpx.post(f"{a.url}/api/projects", headers=h, json={"name": "Both Sides"}).json()
+    pid, root = project["id"], pair.tmp / "workspace" / project["path"]
+
+    async def run() -> tuple[dict[str, Any], float]:
+        async with SyncClient(a.url.replace("http", "ws"), pid, token) as on_a, \
+                SyncClient(b.url.replace("http", "ws"), pid, token) as on_b:  # fmt: skip
+            # An edit taken by server A reaches the browser on server B, without waiting for Git.
+            started = time.monotonic()
+            set_path(on_a.doc, ["canvases", "main", "nodes", "n1"],
+                     {"type": "image.diffusion", "x": 0, "y": 0, "params": {"steps": 20, "prompt": "dusk"}})  # fmt: skip
+            await on_a.flushed()
+            assert await eventually(lambda: "n1" in nodes_of(on_b.doc), 5)
+            latency = time.monotonic() - started
+            # And the other way, while both add chat messages and B keeps changing one value as
+            # A's edits are written to Git: nothing is duplicated, nothing reverted.
+            set_path(
+                on_b.doc, ["canvases", "main", "nodes", "n2"], {"type": "note", "x": 5, "y": 5, "params": {}}
+            )
+            for i in range(6):
+                say(on_a.doc, f"a{i}")
+                say(on_b.doc, f"b{i}")
+                set_path(on_a.doc, ["canvases", "main", "nodes", "n1", "x"], i)
+                set_path(on_b.doc, ["canvases", "main", "nodes", "n1", "params", "steps"], 30 + i)
+                await on_a.flushed()
+                await on_b.flushed()
+                await asyncio.sleep(0.4)  # past the materializer's quiet second now and then
+            assert await eventually(lambda: doc_to_state(on_a.doc) == doc_to_state(on_b.doc), 10)
+            await asyncio.sleep(3)  # both servers' materializers and file watchers have had their say
+            assert doc_to_state(on_a.doc) == doc_to_state(on_b.doc)
+            return doc_to_state(on_b.doc), latency
+
+    state, latency = asyncio.run(run())
+    assert latency < 1.0, f"{latency:.2f} s: that is the materializer's pace, not the relay's"
+    main = state["canvases"]["main"]["nodes"]
+    assert set(main) == {"n1", "n2"}
+    assert (main["n1"]["x"], main["n1"]["params"]["steps"]) == (5, 35)
+    assert sorted(m["text"] for m in state["chat"]) == sorted(
+        [f"a{i}" for i in range(6)] + [f"b{i}" for i in range(6)]
+    )
+
+    # A browser opening the project later, on either server, gets the same document,
+    async def fresh(server: LiveServer) -> dict[str, Any]:
+        async with SyncClient(server.url.replace("http", "ws"), pid, token) as client:
+            return doc_to_state(client.doc)
+
+    assert asyncio.run(fresh(a)) == state
+    assert asyncio.run(fresh(b)) == state
+    # the repository holds it, committed by the person (never as edits "on disk" of one server
+    # seeing the other's files), and neither server merged the other's writes as outside edits.
+    assert git(root, "status", "--porcelain") == ""
+    canvas = json.loads((root / "02_Source_Creative/Canvases/main.json").read_text())
+    assert canvas["nodes"]["n1"]["params"]["steps"] == 35
+    assert "filesystem" not in git(root, "log", "--format=%an")
+    for log in ("server-a.log", "server-b.log"):
+        assert "outside_edit_merged" not in (pair.tmp / log).read_text()

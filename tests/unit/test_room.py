@@ -159,3 +159,36 @@ def test_a1_silent_awareness_expires() -> None:
         await asyncio.gather(*tasks)
 
     asyncio.run(run())
+
+
+def test_s1_a_room_takes_in_what_another_process_appended_once_and_logs_it_once() -> None:
+    async def run() -> None:
+        journal: list[str] = []
+        log = JournalLog(journal)  # the log both "processes" share
+        seed = seeded_doc("p").get_update()
+        log.append("p", seed, "studio")
+        here, there = Room("p", Doc(), log, lambda user: None), Room("p", Doc(), log, lambda user: None)
+        for room in (here, there):
+            room.doc.apply_update(seed)
+            room.seen_seq = 1
+        a, b = Pipe(journal, "a"), Pipe(journal, "b")
+        ta = asyncio.create_task(here.serve(a, OWNER, a.frames()))
+        tb = asyncio.create_task(there.serve(b, OWNER, b.frames()))
+        await settle()
+        await a.inbox.put(an_edit("A storm"))  # taken by this process's room
+        await settle()
+        assert journal == ["logged by studio", "logged by u-owner"]  # appended once, here
+        assert there.doc.get("story", type=Map).get("logline") is None
+        assert there.catch_up() == 1  # the other process's room reads it from the log …
+        await settle()
+        assert there.doc.get("story", type=Map)["logline"] == "A storm"
+        assert journal.count("sent to b") == 1  # … passes it to its peer, without logging it again
+        assert journal.count("logged by u-owner") == 1
+        assert here.catch_up() == 0  # its own update changes nothing where it was taken
+        assert there.catch_up() == 0  # and nothing comes twice
+        assert journal.count("sent to a") == 0
+        for pipe in (a, b):
+            await pipe.inbox.put(None)
+        await asyncio.gather(ta, tb)
+
+    asyncio.run(run())
