@@ -6,7 +6,8 @@ gets 403. Roles rank viewer < editor < owner.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypedDict
 
 from app.accounts.service import User
 from app.problems import Problem
@@ -15,10 +16,50 @@ from sync.db import Index
 ROLES = ("viewer", "editor", "owner")
 RANK = {role: i for i, role in enumerate(ROLES)}
 
+# Everyone on the project (owners first, then by when they joined), as one JSON array computed
+# in the same query as the project row: a gallery of N cards costs one query, not N + 1.
+COLLABORATORS = (
+    "(SELECT json_group_array(json_object('id', c.user_id, 'name', c.name, 'role', c.role)) FROM ("
+    "SELECT mc.user_id, u.name, mc.role FROM members mc JOIN users u ON u.id = mc.user_id "
+    "WHERE mc.project_id = p.id "
+    "ORDER BY CASE mc.role WHEN 'owner' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END, mc.added_at, mc.user_id"
+    ") c)"
+)
+
 PROJECT_COLUMNS = (
     "p.id, p.name, p.description, p.template, p.path, p.created_at, p.updated_at, p.archived, "
-    "p.deleted_at, p.trash_path, m.role"
+    f"p.deleted_at, p.trash_path, m.role, {COLLABORATORS}"
 )
+
+
+class Collaborator(TypedDict):
+    """A person on a project, as project listings name them."""
+
+    id: str
+    name: str
+    role: str
+
+
+class ProjectOut(TypedDict):
+    """A project as ``GET /api/projects`` and ``GET /api/projects/{id}`` answer it."""
+
+    id: str
+    name: str
+    description: str
+    template: str
+    path: str
+    created_at: str
+    updated_at: str
+    archived: bool
+    deleted_at: str | None
+    role: str | None
+    preview_url: str
+    collaborators: list[Collaborator]
+
+
+class ProjectListOut(TypedDict):
+    items: list[ProjectOut]
+    total: int
 
 
 def row_to_project(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -34,6 +75,7 @@ def row_to_project(row: tuple[Any, ...]) -> dict[str, Any]:
         "deleted_at": row[8],
         "role": row[10],
         "preview_url": f"/api/projects/{row[0]}/preview",
+        "collaborators": json.loads(row[11]) if row[11] else [],
     }
 
 

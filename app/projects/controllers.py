@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import shutil
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from app.accounts.service import User
 from app.deps import Services, project_path, require_editor, require_owner, require_user
 from app.problems import Problem
-from app.projects.access import project_for
+from app.projects.access import ProjectListOut, ProjectOut, project_for
 from sync import repo
 from sync.docmodel import apply_state, doc_to_state, set_meta, set_path
 from sync.model import InvalidProjectFile, read_state
@@ -77,11 +77,11 @@ class ProjectController(Controller):
     @post("/", sync_to_thread=True, status_code=HTTP_201_CREATED)
     def create(
         self, data: JSONBody[ProjectIn], user: NamedDependency[User], svc: NamedDependency[Services]
-    ) -> dict[str, Any]:
+    ) -> ProjectOut:
         project, _ = svc.projects.create(
             user, data.name, data.template, str(data.id) if data.id else None, data.description
         )
-        return project
+        return cast("ProjectOut", project)
 
     @get("/", sync_to_thread=False)
     def list_projects(
@@ -97,8 +97,9 @@ class ProjectController(Controller):
         ] = "-updated",
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Annotated[int, Parameter(ge=0)] = 0,
-    ) -> dict[str, Any]:
-        return svc.projects.search(user, q, template, archived, updated_since, sort, limit, offset)
+    ) -> ProjectListOut:
+        found = svc.projects.search(user, q, template, archived, updated_since, sort, limit, offset)
+        return cast("ProjectListOut", found)
 
     @get("/trash", sync_to_thread=False, summary="Projects in the trash, restorable until purge_at")
     def trash(self, user: NamedDependency[User], svc: NamedDependency[Services]) -> list[dict[str, Any]]:
@@ -157,8 +158,8 @@ class ProjectController(Controller):
     @get("/{project_id:uuid}", sync_to_thread=False)
     def get_project(
         self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
-    ) -> dict[str, Any]:
-        return svc.projects.get(user, str(project_id))
+    ) -> ProjectOut:
+        return cast("ProjectOut", svc.projects.get(user, str(project_id)))
 
     @patch("/{project_id:uuid}")
     async def update(

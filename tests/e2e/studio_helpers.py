@@ -18,6 +18,7 @@ NODE = ".svelte-flow__node"
 EDGE = ".svelte-flow__edge"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+AXE = ROOT / "pwa" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def start_as_guest(page: Page, studio: LiveServer) -> None:
@@ -97,3 +98,15 @@ def sw_controls(page: Page) -> None:
     if not page.evaluate("navigator.serviceWorker.controller !== null"):
         page.reload()
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10_000)
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical axe-core violations on the page as it is now (the page's context
+    needs ``bypass_csp=True``: axe-core is injected as an inline script)."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ROOT, LiveServer, start_server, stop_server
+from tests.conftest import LiveServer, start_server, stop_server
 from tests.e2e.studio_helpers import (
     CARD,
     DESKTOP,
@@ -20,6 +20,7 @@ from tests.e2e.studio_helpers import (
     NODE,
     PHONE,
     add_node,
+    axe_violations,
     expect_sync,
     open_project,
     project_dir,
@@ -29,9 +30,6 @@ from tests.e2e.studio_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-AXE = ROOT / "pwa" / "node_modules" / "axe-core" / "axe.min.js"
-
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
@@ -69,17 +67,6 @@ def drag_by(page: Page, node_id: str, dx: float, dy: float) -> None:
 def select_node(page: Page, node_id: str) -> None:
     page.locator(f'{NODE}[data-id="{node_id}"]').click()
     expect(page.get_by_test_id("inspector")).not_to_contain_text("Select a node")
-
-
-def axe_violations(page: Page) -> list[str]:
-    """Serious and critical axe-core violations on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_the_tutorial_takes_a_newcomer_to_a_first_generation_and_git_has_it(

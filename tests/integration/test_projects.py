@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -376,3 +377,42 @@ def test_list_pages_report_the_full_total(client: TestClient[Any], guest: Person
         ["Reel 4"],
         [],
     ]
+
+
+def test_listed_projects_name_their_collaborators_from_one_query(
+    client: TestClient[Any], user_factory: Callable[..., Person]
+) -> None:
+    """The gallery names everyone on a project (owners first) without a request per card."""
+    alice, bob = user_factory("Alice"), user_factory("Bob")
+    shared = create(client, alice, name="Shared Film")
+    create(client, alice, name="Solo Film")
+    r = client.post(
+        f"/api/projects/{shared['id']}/members",
+        headers=alice.headers,
+        json={"email": bob.user["email"], "role": "editor"},
+    )
+    assert r.status_code in (200, 201), r.text
+
+    listed = client.get("/api/projects", headers=alice.headers).json()["items"]
+    people = {p["name"]: [(c["name"], c["role"]) for c in p["collaborators"]] for p in listed}
+    assert people == {
+        "Shared Film": [("Alice", "owner"), ("Bob", "editor")],
+        "Solo Film": [("Alice", "owner")],
+    }
+
+    # The same listing, run here to watch its SQL: one statement for the page, whatever its size.
+    services = client.app.state.services
+    index = services.studio.index
+    user = services.accounts.authenticate(alice.token)
+    statements: list[str] = []
+    index.db.conn.set_trace_callback(statements.append)
+    try:
+        page = services.projects.search(user)
+    finally:
+        index.db.conn.set_trace_callback(None)
+    assert len(page["items"]) == 2
+    assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == [statements[-1]], statements
+
+    seen_by_bob = client.get(f"/api/projects/{shared['id']}", headers=bob.headers).json()
+    assert [c["name"] for c in seen_by_bob["collaborators"]] == ["Alice", "Bob"]
+    assert {c["id"] for c in seen_by_bob["collaborators"]} == {alice.user["id"], bob.user["id"]}

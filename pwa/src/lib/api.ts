@@ -42,22 +42,21 @@ export interface Template {
 
 export type ProjectRole = 'owner' | 'editor' | 'viewer' | (string & {});
 
-export interface Project {
-	id: string;
-	name: string;
-	template: string;
-	path: string;
-	created_at: string;
-	updated_at: string;
-	archived: boolean;
-	role: ProjectRole;
-	description: string;
-}
+/** A person on a project (GET /api/projects lists them on each project, owners first). */
+export type Collaborator = Schemas['Collaborator'];
 
-export interface ProjectList {
-	items: Project[];
-	total: number;
-}
+/**
+ * A project as the server describes it (`ProjectOut` in the OpenAPI document). `collaborators`
+ * is optional only because lists cached by older versions of the studio lack it.
+ */
+export type Project = Omit<Schemas['ProjectOut'], 'role' | 'collaborators' | 'deleted_at' | 'preview_url'> & {
+	role: ProjectRole;
+	collaborators?: Collaborator[];
+	deleted_at?: string | null;
+	preview_url?: string;
+};
+
+export type ProjectList = Omit<Schemas['ProjectListOut'], 'items'> & { items: Project[] };
 
 export type ProjectSort = 'updated' | 'created' | 'name' | '-updated' | '-created' | '-name';
 
@@ -352,6 +351,11 @@ export const api = {
 
 	login(input: LoginInput): Promise<AuthResponse> {
 		return request<AuthResponse>('POST', '/api/auth/login', { body: input });
+	},
+
+	/** Revokes the current token on the server. */
+	logout(): Promise<void> {
+		return request<void>('POST', '/api/auth/logout');
 	},
 
 	projectTasks(id: string, signal?: AbortSignal): Promise<Task[]> {

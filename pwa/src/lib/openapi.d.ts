@@ -654,6 +654,12 @@ export interface components {
             action: "archive" | "unarchive" | "delete" | "export";
             ids: string[];
         };
+        /** Collaborator */
+        Collaborator: {
+            id: string;
+            name: string;
+            role: string;
+        };
         /** LoginIn */
         LoginIn: {
             email: string;
@@ -673,6 +679,26 @@ export interface components {
             name: string;
             /** @default blank */
             template?: string;
+        };
+        /** ProjectListOut */
+        ProjectListOut: {
+            items: components["schemas"]["ProjectOut"][];
+            total: number;
+        };
+        /** ProjectOut */
+        ProjectOut: {
+            archived: boolean;
+            collaborators: components["schemas"]["Collaborator"][];
+            created_at: string;
+            deleted_at: string | null;
+            description: string;
+            id: string;
+            name: string;
+            path: string;
+            preview_url: string;
+            role: string | null;
+            template: string;
+            updated_at: string;
         };
         /** ProjectPatch */
         ProjectPatch: {
@@ -972,9 +998,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProjectListOut"];
                 };
             };
             /** @description Bad request syntax or unsupported method */
@@ -1013,9 +1037,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProjectOut"];
                 };
             };
             /** @description Bad request syntax or unsupported method */
@@ -1156,9 +1178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProjectOut"];
                 };
             };
             /** @description Bad request syntax or unsupported method */

@@ -43,6 +43,14 @@ class Library {
 	templates = $state<Template[]>(readJson<Template[]>(TEMPLATES_KEY, []));
 	templatesError = $state<string | null>(null);
 
+	/** Forgets the list shown (after signing out; the next person's list loads on its own). */
+	clear(): void {
+		this.items = [];
+		this.total = 0;
+		this.notice = null;
+		this.error = null;
+	}
+
 	async loadTemplates(signal?: AbortSignal): Promise<void> {
 		try {
 			const list = await api.templates(signal);

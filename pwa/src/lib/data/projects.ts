@@ -84,6 +84,7 @@ export function asListed(p: PendingProject): ListedProject {
 		archived: false,
 		role: 'owner',
 		description: '',
+		collaborators: [],
 		pending: true,
 		pendingError: p.error
 	};

@@ -36,6 +36,26 @@ class Session {
 		this.adopt(await api.startGuest());
 	}
 
+	/** Signs in to an existing account (this device then works as that person). */
+	async signIn(email: string, password: string): Promise<User> {
+		const auth = await api.login({ email: email.trim(), password });
+		this.adopt(auth);
+		return auth.user;
+	}
+
+	/**
+	 * Signs out: the server revokes the token when it can be reached (offline, the token is only
+	 * forgotten here). Local project copies stay in IndexedDB for the next sign-in.
+	 */
+	async signOut(): Promise<void> {
+		try {
+			if (this.token) await api.logout();
+		} catch {
+			// Offline or already revoked: forgetting it here is what matters to this device.
+		}
+		this.forget();
+	}
+
 	/** Forget the session (a 401, or signing out). Local project copies stay in IndexedDB. */
 	forget(): void {
 		clearToken();
