@@ -91,6 +91,18 @@ def test_offline_edits_survive_a_reload_and_reach_the_repository(context: Any, s
     second = add_node(page, "prompt")
     expect_sync(page, "offline", 2)
 
+    # And dragging that node around (a position written at every step) is still that one change
+    box = page.locator(f'{NODE}[data-id="{second}"]').bounding_box()
+    assert box is not None
+    moved_from = page.locator(f'{NODE}[data-id="{second}"]').get_attribute("style")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 12)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + 60, steps=15)
+    page.mouse.up()
+    assert page.locator(f'{NODE}[data-id="{second}"]').get_attribute("style") != moved_from
+    expect_sync(page, "offline", 2)
+    expect(page.get_by_test_id("sync-state")).to_have_text("Offline, 2 changes pending")
+
     # When the network comes back, the edits go out without any action, and the server confirms them
     context.set_offline(False)
     expect_sync(page, "synced", 0, timeout=20_000)

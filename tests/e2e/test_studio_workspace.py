@@ -31,6 +31,7 @@ from tests.e2e.studio_helpers import (
 
 pytestmark = pytest.mark.e2e
 
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="true")

@@ -9,6 +9,7 @@
 import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
+import { changedThings } from './edits';
 import { closeReason, isSyncStep2, isTerminal, syncStep1Frame } from './protocol';
 import { SyncTracker, type SyncState } from './tracker';
 
@@ -19,18 +20,28 @@ export function databaseName(projectId: string): string {
 	return `studio-project-${projectId}`;
 }
 
-/** Unconfirmed local changes saved for `projectId` (0 when none or unknown). */
-export function savedPending(projectId: string): number {
+/** The keys of the unconfirmed local changes saved for `projectId` (older pages saved a count). */
+function savedKeys(projectId: string): number | string[] {
 	try {
-		return Number(globalThis.localStorage?.getItem(PENDING_PREFIX + projectId) ?? 0) || 0;
+		const raw = globalThis.localStorage?.getItem(PENDING_PREFIX + projectId);
+		if (!raw) return [];
+		const value: unknown = JSON.parse(raw);
+		if (Array.isArray(value)) return value.filter((k): k is string => typeof k === 'string');
+		return typeof value === 'number' && value > 0 ? value : [];
 	} catch {
-		return 0;
+		return [];
 	}
 }
 
-function savePending(projectId: string, pending: number): void {
+/** How many local changes of `projectId` the server has not confirmed yet (0 when none or unknown). */
+export function savedPending(projectId: string): number {
+	const saved = savedKeys(projectId);
+	return Array.isArray(saved) ? saved.length : saved;
+}
+
+function savePending(projectId: string, pending: string[]): void {
 	try {
-		if (pending > 0) globalThis.localStorage?.setItem(PENDING_PREFIX + projectId, String(pending));
+		if (pending.length > 0) globalThis.localStorage?.setItem(PENDING_PREFIX + projectId, JSON.stringify(pending));
 		else globalThis.localStorage?.removeItem(PENDING_PREFIX + projectId);
 	} catch {
 		// Storage disabled: the count is only shown, never needed for correctness.
@@ -75,7 +86,7 @@ export class ProjectDoc {
 			maxBackoffTime: 2500
 		});
 		this.tracker = new SyncTracker({
-			initialPending: savedPending(id),
+			initialPending: savedKeys(id),
 			sendProbe: () => this.sendProbe(),
 			save: (n) => savePending(id, n),
 			onChange: (s) => (this.state = s)
@@ -86,8 +97,8 @@ export class ProjectDoc {
 
 	private wire(connectNow: boolean): void {
 		const { doc, provider, persistence, tracker } = this;
-		const onUpdate = (_update: Uint8Array, origin: unknown) => {
-			if (origin !== provider && origin !== persistence) tracker.localChange();
+		const onUpdate = (_update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction) => {
+			if (origin !== provider && origin !== persistence) tracker.localChange(changedThings(tr));
 			this.checkReady();
 		};
 		doc.on('update', onUpdate);

@@ -2,7 +2,7 @@
 // y-indexeddb code runs unchanged (the browser's own IndexedDB is exercised by the e2e tests).
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addNode } from './canvas';
+import { addNode, moveNodes } from './canvas';
 import { ProjectDoc, databaseName, savedPending } from './project-doc.svelte';
 import * as Y from 'yjs';
 
@@ -61,11 +61,12 @@ describe('ProjectDoc', () => {
 		const id = crypto.randomUUID();
 		const p = open(id);
 		await until(() => p.loaded);
-		seed(p.doc); // counted as local here: no provider delivered it
-		addNode(p.doc, 'main', 'note', 0, 0);
-		expect(p.state).toEqual({ kind: 'offline', pending: 2 });
-		expect(savedPending(id)).toBe(2);
+		seed(p.doc); // counted as local here (the name and the canvas): no provider delivered it
+		const node = addNode(p.doc, 'main', 'note', 0, 0);
+		for (let x = 1; x <= 10; x++) moveNodes(p.doc, 'main', [{ id: node, x, y: 0 }]); // the same node
+		expect(p.state).toEqual({ kind: 'offline', pending: 3 });
+		expect(savedPending(id)).toBe(3);
 		const again = open(id);
-		expect(again.state).toEqual({ kind: 'offline', pending: 2 });
+		expect(again.state).toEqual({ kind: 'offline', pending: 3 });
 	});
 });

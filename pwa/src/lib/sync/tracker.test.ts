@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SyncTracker, describeSync, type SyncState } from './tracker';
 
-function tracker(initialPending = 0) {
+function tracker(initialPending: number | string[] = []) {
 	const probes: number[] = [];
-	const saved: number[] = [];
+	const saved: number[] = []; // how many changes each save kept
 	const states: SyncState[] = [];
 	let open = true;
 	const t = new SyncTracker({
@@ -13,7 +13,7 @@ function tracker(initialPending = 0) {
 			if (open) probes.push(probes.length);
 			return open;
 		},
-		save: (n) => saved.push(n),
+		save: (keys) => saved.push(keys.length),
 		onChange: (s) => states.push(s)
 	});
 	return { t, probes, saved, states, close: () => (open = false) };
@@ -44,9 +44,9 @@ describe('SyncTracker', () => {
 		expect(saved.at(-1)).toBe(2);
 	});
 
-	it('starts from the count an earlier page saved', () => {
-		const { t } = tracker(3);
-		expect(t.state).toEqual({ kind: 'offline', pending: 3 });
+	it('starts from the changes an earlier page saved (or the count older pages saved)', () => {
+		expect(tracker(['canvases/main/nodes/a', 'meta/name']).t.state).toEqual({ kind: 'offline', pending: 2 });
+		expect(tracker(3).t.state).toEqual({ kind: 'offline', pending: 3 });
 	});
 
 	it('confirms pending changes only when the probe sent after the handshake is answered', () => {
@@ -105,6 +105,35 @@ describe('SyncTracker', () => {
 		expect(describeSync(t.state)).toBe('Sync error: Your session has expired.');
 		t.setConnected(true);
 		expect(t.state.kind).toBe('syncing');
+	});
+
+	it('counts a thing edited many times as one change until the server confirms it', () => {
+		vi.useFakeTimers();
+		const { t, probes, saved } = tracker();
+		// Offline: a node dragged in 30 steps, its prompt typed in 12 keystrokes, a new edge
+		for (let i = 0; i < 30; i++) t.localChange(['canvases/main/nodes/n1']);
+		for (let i = 0; i < 12; i++) t.localChange(['canvases/main/nodes/n2']);
+		t.localChange(['canvases/main/edges/e1']);
+		expect(t.state).toEqual({ kind: 'offline', pending: 3 });
+		expect(describeSync(t.state)).toBe('Offline, 3 changes pending');
+		expect(saved.at(-1)).toBe(3);
+		expect(t.pendingKeys).toEqual(['canvases/main/nodes/n1', 'canvases/main/nodes/n2', 'canvases/main/edges/e1']);
+
+		handshake(t);
+		expect(probes).toHaveLength(1);
+		// n1 moves again while the probe is out: the answer cannot confirm that newer move
+		t.localChange(['canvases/main/nodes/n1']);
+		t.step2Received();
+		expect(t.state).toEqual({ kind: 'syncing', pending: 1 });
+		expect(t.pendingKeys).toEqual(['canvases/main/nodes/n1']);
+		vi.advanceTimersByTime(20);
+		t.step2Received();
+		expect(t.state).toEqual({ kind: 'synced', pending: 0 });
+		expect(saved.at(-1)).toBe(0);
+
+		// Confirmed, then edited again: a new change
+		t.localChange(['canvases/main/nodes/n2']);
+		expect(t.state).toEqual({ kind: 'syncing', pending: 1 });
 	});
 
 	it('reports each distinct state once', () => {

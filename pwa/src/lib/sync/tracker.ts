@@ -1,12 +1,14 @@
 /**
  * What a person sees of one project's sync: synced, syncing N changes, offline with N pending,
- * or an error with its reason.
+ * or an error with its reason. N counts the things edited here that the server has not yet
+ * confirmed (see `edits.ts`): dragging a node or typing a prompt is one change, not one per
+ * Yjs transaction; an edit confirmed and then made again counts again.
  *
  * y-websocket has no acknowledgement, so the tracker makes one: after local changes (and after
  * each reconnect) it sends a sync step 1 of its own, a "probe". The server handles a socket's
  * frames in order and answers a step 1 with a step 2, so the step 2 that answers a probe proves
  * the server has applied every change sent before it (sync/SPEC.md D1: logged before relayed).
- * The count of unconfirmed changes is saved, so "N pending" survives a reload while offline.
+ * The unconfirmed things are saved, so "N pending" survives a reload while offline.
  */
 
 export type SyncState =
@@ -16,12 +18,12 @@ export type SyncState =
 	| { kind: 'error'; pending: number; reason: string };
 
 export interface TrackerOptions {
-	/** Unconfirmed changes saved by an earlier page. */
-	initialPending?: number;
+	/** Unconfirmed changes saved by an earlier page: their keys (or, from older pages, a count). */
+	initialPending?: number | string[];
 	/** Sends a probe (a sync step 1) on the open socket; false when it could not be sent. */
 	sendProbe: () => boolean;
-	/** Called with the number of unconfirmed changes whenever it changes. */
-	save?: (pending: number) => void;
+	/** Called with the keys of the unconfirmed changes whenever they change. */
+	save?: (pending: string[]) => void;
 	/** Called whenever the state changes. */
 	onChange?: (state: SyncState) => void;
 	/** How long local changes are gathered before one probe confirms them all (ms). */
@@ -29,8 +31,10 @@ export interface TrackerOptions {
 }
 
 export class SyncTracker {
-	private localSeq: number;
+	private localSeq = 0;
 	private ackedSeq = 0;
+	/** Each unconfirmed thing → the local sequence number of its last change. */
+	private readonly edits = new Map<string, number>();
 	private probes: number[] = []; // localSeq at each probe in flight, oldest first
 	private handshakeAnswered = false;
 	private connected = false;
@@ -42,12 +46,25 @@ export class SyncTracker {
 
 	constructor(opts: TrackerOptions) {
 		this.opts = opts;
-		this.localSeq = Math.max(0, Math.floor(opts.initialPending ?? 0));
+		const saved = opts.initialPending ?? [];
+		const keys = Array.isArray(saved)
+			? saved.filter((k) => typeof k === 'string')
+			: Array.from({ length: Math.max(0, Math.floor(saved)) }, (_, i) => `earlier/${i}`);
+		if (keys.length) {
+			// Made by an earlier page: the first probe after the next handshake confirms them.
+			this.localSeq = 1;
+			for (const key of keys) this.edits.set(key, 1);
+		}
 		this.emit();
 	}
 
 	get pending(): number {
-		return this.localSeq - this.ackedSeq;
+		return this.edits.size;
+	}
+
+	/** The keys of the unconfirmed changes (what `save` stores). */
+	get pendingKeys(): string[] {
+		return [...this.edits.keys()];
 	}
 
 	get state(): SyncState {
@@ -58,10 +75,16 @@ export class SyncTracker {
 		return { kind: 'synced', pending: 0 };
 	}
 
-	/** A change made in this browser (not one received from the server or read from IndexedDB). */
-	localChange(): void {
+	/**
+	 * A change made in this browser (not one received from the server or read from IndexedDB),
+	 * to the things named by `keys` (none: a change of its own).
+	 */
+	localChange(keys: readonly string[] = []): void {
 		this.localSeq += 1;
-		this.opts.save?.(this.pending);
+		const before = this.edits.size;
+		if (keys.length === 0) this.edits.set(`change/${this.localSeq}`, this.localSeq);
+		for (const key of keys) this.edits.set(key, this.localSeq);
+		if (this.edits.size !== before) this.opts.save?.(this.pendingKeys);
 		if (this.connected && this.synced) this.scheduleProbe();
 		this.emit();
 	}
@@ -94,7 +117,8 @@ export class SyncTracker {
 		if (seq === undefined) return;
 		if (seq > this.ackedSeq) {
 			this.ackedSeq = seq;
-			this.opts.save?.(this.pending);
+			for (const [key, last] of this.edits) if (last <= seq) this.edits.delete(key);
+			this.opts.save?.(this.pendingKeys);
 		}
 		this.emit();
 	}
@@ -122,7 +146,7 @@ export class SyncTracker {
 	}
 
 	private probe(): void {
-		if (this.pending === 0 && this.probes.length === 0) {
+		if (this.localSeq === this.ackedSeq && this.probes.length === 0) {
 			return;
 		}
 		if (this.opts.sendProbe()) this.probes.push(this.localSeq);
