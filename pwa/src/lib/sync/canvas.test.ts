@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
 import {
 	addNode,
+	clearStale,
 	connect,
 	deleteElements,
 	listCanvases,
@@ -49,7 +50,7 @@ describe('canvas edits', () => {
 		const id = addNode(doc, 'main', 'prompt', 10.6, 20.2);
 		expect(updates).toBe(1);
 		const [node] = readNodes(doc, 'main');
-		expect(node).toEqual({ id, type: 'prompt', x: 11, y: 20, params: { text: '', negative: '' } });
+		expect(node).toEqual({ id, type: 'prompt', x: 11, y: 20, params: { text: '', negative: '' }, stale: null });
 		const params = ((doc.getMap('canvases').get('main') as Y.Map<unknown>).get('nodes') as Y.Map<Y.Map<unknown>>)
 			.get(id)!
 			.get('params') as Y.Map<unknown>;
@@ -114,5 +115,39 @@ describe('canvas edits', () => {
 		expect(deltas).toEqual([[{ retain: 6 }, { insert: 'brave ' }]]);
 		replaceText(text, 'hello');
 		expect(text.toString()).toBe('hello');
+	});
+});
+
+describe('stale marks', () => {
+	it('reads the server\'s mark on a node and clears it in one edit that other copies receive', () => {
+		const server = seeded();
+		const id = addNode(server, 'main', 'image.diffusion', 0, 0);
+		expect(readNodes(server, 'main')[0]!.stale).toBeNull();
+		// As app/stale.py writes it: a map {reason, asset, since} on the node
+		server.transact(() => {
+			const node = ((server.getMap('canvases').get('main') as Y.Map<unknown>).get('nodes') as Y.Map<unknown>).get(
+				id
+			) as Y.Map<unknown>;
+			const mark = new Y.Map<unknown>();
+			mark.set('reason', 'Ana replaced pier.png');
+			mark.set('asset', 'asset-1');
+			mark.set('since', '2026-11-25T10:00:00+00:00');
+			node.set('stale', mark);
+		});
+		const browser = new Y.Doc();
+		Y.applyUpdate(browser, Y.encodeStateAsUpdate(server));
+		expect(readNodes(browser, 'main')[0]!.stale).toEqual({
+			reason: 'Ana replaced pier.png',
+			asset: 'asset-1',
+			since: '2026-11-25T10:00:00+00:00'
+		});
+
+		const updates: Uint8Array[] = [];
+		browser.on('update', (u: Uint8Array) => updates.push(u));
+		clearStale(browser, 'main', id);
+		clearStale(browser, 'main', id); // nothing left to clear: no edit
+		expect(updates).toHaveLength(1);
+		Y.applyUpdate(server, updates[0]!);
+		expect(readNodes(server, 'main')[0]!.stale).toBeNull();
 	});
 });

@@ -11,12 +11,23 @@ import { defaultParams } from './nodes';
 
 export const TEXT_PARAMS = new Set(['text', 'prompt', 'negative']);
 
+/**
+ * The server's mark on a node whose input asset changed since its last take (app/stale.py):
+ * `reason` in words for people, the `asset` id, `since` when. A new take removes it.
+ */
+export interface StaleMark {
+	reason: string;
+	asset: string | null;
+	since: string | null;
+}
+
 export interface CanvasNode {
 	id: string;
 	type: string;
 	x: number;
 	y: number;
 	params: Record<string, unknown>;
+	stale: StaleMark | null;
 }
 
 export interface CanvasEdge {
@@ -91,10 +102,28 @@ export function plain(value: unknown): unknown {
 	return value;
 }
 
+function readStale(value: unknown): StaleMark | null {
+	const mark = plain(value);
+	if (!mark || typeof mark !== 'object' || Array.isArray(mark)) return null;
+	const m = mark as Record<string, unknown>;
+	return {
+		reason: str(m.reason) || 'An input of this node changed since its last take.',
+		asset: str(m.asset),
+		since: str(m.since)
+	};
+}
+
 function readNode(id: string, node: YMap): CanvasNode {
 	const params: Record<string, unknown> = {};
 	asMap(node.get('params'))?.forEach((v, k) => (params[k] = plain(v)));
-	return { id, type: str(node.get('type')) ?? 'note', x: num(node.get('x')), y: num(node.get('y')), params };
+	return {
+		id,
+		type: str(node.get('type')) ?? 'note',
+		x: num(node.get('x')),
+		y: num(node.get('y')),
+		params,
+		stale: readStale(node.get('stale'))
+	};
 }
 
 export function readNodes(doc: Y.Doc, canvasId: string): CanvasNode[] {
@@ -212,6 +241,14 @@ export function deleteElements(doc: Y.Doc, canvasId: string, nodeIds: string[], 
 			if (gone.has(e.source) || gone.has(e.target)) dropEdges.add(e.id);
 		}
 		for (const id of dropEdges) edges?.delete(id);
+	});
+}
+
+/** Removes a node's out-of-date mark (the person keeps the result as it is). */
+export function clearStale(doc: Y.Doc, canvasId: string, nodeId: string): void {
+	doc.transact(() => {
+		const node = asMap(asMap(canvasMap(doc, canvasId).get('nodes'))?.get(nodeId));
+		if (node?.has('stale')) node.delete('stale');
 	});
 }
 

@@ -1,0 +1,137 @@
+"""Stale nodes in the studio: when an asset a node uses is replaced, the node on the canvas, its
+line in the Project Browser and the Properties Inspector say it is out of date and why; the
+person can keep it as it is (the mark goes, and the repository's next commit drops it)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from sync.client import SyncClient
+from sync.docmodel import set_path
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.e2e.studio_helpers import (
+    CARD,
+    DESKTOP,
+    NODE,
+    axe_violations,
+    open_project,
+    project_dir,
+    screenshot,
+    start_as_guest,
+    wait_for_commit,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="false")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    # bypass_csp: axe-core is injected as an inline script, which the studio's CSP rightly refuses.
+    context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+    yield context.new_page()
+    context.close()
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 32), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def edit_from_another_tool(studio: LiveServer, project_id: str, token: str, path: list[str], value: Any) -> None:
+    """Write into the project's document through a second sync client (another person's tool),
+    in a thread of its own: Playwright's sync API owns this thread's event loop."""
+
+    async def run() -> None:
+        async with SyncClient(studio.url.replace("http", "ws"), project_id, token) as client:
+            set_path(client.doc, path, value)
+            await client.flushed()
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive() and not errors, errors
+
+
+def test_a_node_whose_asset_was_replaced_is_marked_and_can_be_kept(page: Page, studio: LiveServer) -> None:
+    # Given a project with an image asset and a generator node that starts from it
+    start_as_guest(page, studio)
+    page.get_by_test_id("tutorial-skip").click()
+    page.get_by_test_id("new-project-name").fill("Pier at Night")
+    page.get_by_test_id("new-project-create").click()
+    expect(page.locator(CARD).filter(has_text="Pier at Night")).to_be_visible()
+    project_id = open_project(page, "Pier at Night")
+    token = page.evaluate("localStorage.getItem('studio.token')")
+    auth = {"Authorization": f"Bearer {token}"}
+    upload = page.request.post(
+        f"{studio.url}/api/projects/{project_id}/assets",
+        headers=auth,
+        multipart={"file": {"name": "pier.png", "mimeType": "image/png", "buffer": png((20, 40, 90))}},
+    )
+    assert upload.status == 201, upload.text()
+    asset = upload.json()
+    edit_from_another_tool(
+        studio,
+        project_id,
+        token,
+        ["canvases", "main", "nodes", "pier-gen"],
+        {"type": "image.diffusion", "x": 120, "y": 80, "params": {"init_image": asset["path"], "steps": 20}},
+    )
+    node = page.locator(f'{NODE}[data-id="pier-gen"]')
+    expect(node).to_be_visible()
+    expect(node.get_by_test_id("node-stale")).to_have_count(0)
+
+    # When the asset's file is replaced
+    replaced = page.request.put(
+        f"{studio.url}/api/projects/{project_id}/assets/{asset['id']}/file",
+        headers=auth,
+        multipart={"file": {"name": "pier.png", "mimeType": "image/png", "buffer": png((200, 120, 40))}},
+    )
+    assert replaced.status == 200, replaced.text()
+
+    # Then the node says it is out of date, on the canvas and to screen readers
+    expect(node.get_by_test_id("node-stale")).to_contain_text("Out of date")
+    expect(node).to_have_attribute("aria-label", "Image generator node, out of date")
+    expect(page.get_by_test_id("browser-stale")).to_have_count(1)
+
+    # And the inspector says why, with a way to regenerate or keep it
+    node.click()
+    notice = page.get_by_test_id("stale-notice")
+    expect(notice).to_contain_text("replaced pier.png")
+    expect(notice.get_by_test_id("stale-regenerate")).to_be_visible()
+    assert axe_violations(page) == []
+    screenshot(page, "stale-node-desktop")
+    folder = project_dir(studio, project_id)
+    wait_for_commit(folder, lambda c: "stale" in c["nodes"].get("pier-gen", {}))
+
+    # When they keep it as it is (from the keyboard), the mark goes here and in the repository
+    notice.get_by_test_id("stale-clear").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("stale-notice")).to_have_count(0)
+    expect(node.get_by_test_id("node-stale")).to_have_count(0)
+    expect(page.get_by_test_id("browser-stale")).to_have_count(0)
+    canvas = wait_for_commit(folder, lambda c: "pier-gen" in c["nodes"] and "stale" not in c["nodes"]["pier-gen"])
+    assert canvas["nodes"]["pier-gen"]["params"]["init_image"] == asset["path"]
