@@ -1,0 +1,79 @@
+"""Export and import in the gallery: a project exported from its card's selection downloads as a
+file that "Import a project" takes back as a new project; a file that is not an export is
+refused in words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.e2e.studio_helpers import CARD, DESKTOP, screenshot, start_as_guest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="false")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    yield context.new_page()
+    context.close()
+
+
+def import_file(page: Page, path: Path) -> None:
+    """What a person does: press "Import a project" and pick the file."""
+    with page.expect_file_chooser() as chooser:
+        page.get_by_test_id("import-project").click()
+    chooser.value.set_files(str(path))
+
+
+def test_an_exported_project_imports_back_as_a_new_one(
+    page: Page, studio: LiveServer, tmp_path: Path
+) -> None:
+    start_as_guest(page, studio)
+    page.get_by_test_id("tutorial-skip").click()
+    page.get_by_test_id("new-project-name").fill("Lantern Festival")
+    page.get_by_test_id("new-project-template").select_option("heros-journey")
+    page.get_by_test_id("new-project-create").click()
+    card = page.locator(CARD).filter(has_text="Lantern Festival")
+    expect(card).to_have_count(1)
+
+    # Export it: the download is one file, named after the project
+    card.get_by_test_id("select-project").check()
+    with page.expect_download() as download:
+        page.get_by_test_id("bulk-export").click()
+    assert download.value.suggested_filename == "Lantern Festival.bundle"
+    exported = tmp_path / download.value.suggested_filename
+    download.value.save_as(exported)
+    expect(page.get_by_test_id("bulk-message")).to_contain_text("Exported “Lantern Festival”")
+
+    # Import it: a second project with the same name and template, and its own id
+    import_file(page, exported)
+    expect(page.get_by_test_id("bulk-message")).to_contain_text("Imported “Lantern Festival”")
+    expect(card).to_have_count(2)
+    token = page.evaluate("localStorage.getItem('studio.token')")
+    listed = page.request.get(
+        f"{studio.url}/api/projects", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    twins = [p for p in listed["items"] if p["name"] == "Lantern Festival"]
+    assert len({p["id"] for p in twins}) == 2
+    assert {p["template"] for p in twins} == {"heros-journey"}
+    screenshot(page, "gallery-imported-desktop")
+
+    # A file that is not an export is refused in words, and nothing is added
+    junk = tmp_path / "holiday.zip"
+    junk.write_bytes(b"this is not a zip at all")
+    import_file(page, junk)
+    expect(page.get_by_role("alert").filter(has_text="neither a git bundle nor a zip")).to_be_visible()
+    expect(card).to_have_count(2)
