@@ -34,7 +34,7 @@ from app.studio import now_iso
 from sync.docmodel import read_entry, read_root, set_path
 from sync.naming import folder_name
 from tasks.kinds import thumbnail_path
-from tasks.runner import event
+from tasks.ledger import event
 from tasks.store import TaskStore
 
 GENERATIVE_FOLDERS = ("Characters", "Styles", "Locations")

@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.settings import SettingsError, load_settings
+from app.settings import Settings, SettingsError, load_settings
+from tasks.outputs import SECRET_FILE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,11 +64,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    # A worker keeps nothing on disk: its data dir and workspace are not created (or needed).
+    settings = load_settings(prepare=False)
     if not settings.broker_url:
         print(
             "studio worker: STUDIO_BROKER_URL is not set. With no broker the server runs its workers "
             "itself; set STUDIO_BROKER_URL=redis://… to run separate workers.",
+            file=sys.stderr,
+        )
+        return 2
+    secret = _worker_secret(settings)
+    if secret is None:
+        print(
+            "studio worker: STUDIO_WORKER_SECRET is not set. Set it to the server's STUDIO_WORKER_SECRET "
+            f"(or run the worker where the server's {settings.data_dir / SECRET_FILE} can be read).",
             file=sys.stderr,
         )
         return 2
@@ -82,9 +92,8 @@ def _worker(args: argparse.Namespace) -> int:
     # The worker processes read their settings from the environment (tasks/worker_entry.py):
     # hand them what was validated here, values from .env included.
     os.environ.update({
-        "STUDIO_BROKER_URL": settings.broker_url, "STUDIO_DATA_DIR": str(settings.data_dir),
-        "WORKSPACE_ROOT": str(settings.workspace_root), "STUDIO_MODELS_DIR": str(settings.models_dir),
-        "HOST": settings.host, "PORT": str(settings.port),
+        "STUDIO_BROKER_URL": settings.broker_url, "STUDIO_MODELS_DIR": str(settings.models_dir),
+        "HOST": settings.host, "PORT": str(settings.port), "STUDIO_WORKER_SECRET": secret,
         "STUDIO_TASK_MAX_ATTEMPTS": str(settings.task_max_attempts),
         "STUDIO_TASK_RETRY_BASE_S": str(settings.task_retry_base_s),
         "STUDIO_TASK_STALE_S": str(settings.task_stale_s),
@@ -92,8 +101,6 @@ def _worker(args: argparse.Namespace) -> int:
     })  # fmt: skip
     if settings.server_url:
         os.environ["STUDIO_SERVER_URL"] = settings.server_url
-    if settings.worker_secret:
-        os.environ["STUDIO_WORKER_SECRET"] = settings.worker_secret.get_secret_value()
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     options = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
@@ -108,6 +115,18 @@ def _worker(args: argparse.Namespace) -> int:
         ]
     )
     return int(dramatiq_main(options))  # type: ignore[no-untyped-call]
+
+
+def _worker_secret(settings: Settings) -> str | None:
+    """``STUDIO_WORKER_SECRET``; else, for a worker beside its server, the secret that server
+    keeps in its data folder."""
+    if settings.worker_secret:
+        return settings.worker_secret.get_secret_value()
+    path = settings.data_dir / SECRET_FILE
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _new_project(args: argparse.Namespace) -> int:

@@ -5,8 +5,9 @@ Every event goes through one path, :meth:`EventHub.publish`, in whichever proces
 it gets an ``id``, this process's listeners get it at once, and with Redis configured it is also
 published on Redis, where the other server processes' relays pick it up (``tasks.broker``) and
 hand it to :meth:`EventHub.receive`. A relay skips what its own process published, so each
-listener gets each event once. ``studio worker`` processes publish on the same channel. Without
-Redis everything stays in the process.
+listener gets each event once. The task events of ``studio worker`` processes are published by
+the server whose worker API (``app.worker_api``) they told. Without Redis everything stays in the
+process.
 
 Publishers may be on any thread (task workers run in threads); each subscriber gets the events
 of the projects it is a member of, in order, through its own queue.

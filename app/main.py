@@ -49,6 +49,7 @@ from app.system import health, templates
 from app.takes import TakeController
 from app.tasks_api import TaskController
 from app.webhooks_api import WebhookController
+from app.worker_api import WorkerController
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
 from tasks import bench
@@ -62,7 +63,9 @@ from tasks.broker import (
     relay_events,
 )
 from tasks.failures import RetryPolicy
+from tasks.ledger import LocalLedger
 from tasks.outputs import worker_secret
+from tasks.project_files import LocalProject
 from tasks.reaper import Watchdog
 from tasks.runner import Runtime, make_actors, turn_sender
 from tasks.store import TaskStore
@@ -110,10 +113,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     outputs = Outputs(studio, rooms, task_store, hub.publish, secret)
     asset_changes = AssetChanges(studio, rooms, hub.publish)
-    runtime = Runtime(task_store, rooms.project_root, settings.models_dir, publish, outputs.in_process(),
-                      policy=policy)  # fmt: skip
+    # One ledger of task state for this process's workers and, through the worker API, for
+    # `studio worker` processes anywhere.
+    ledger = LocalLedger(task_store, publish)
+
+    def open_project(task: dict[str, Any]) -> LocalProject | None:
+        root = rooms.project_root(task["project_id"])
+        return LocalProject(root) if root is not None else None
+
+    runtime = Runtime(ledger, open_project, settings.models_dir, outputs.in_process(), policy=policy)
     actors = make_actors(broker, lambda: runtime)
-    runtime.send_turn = send_turn = turn_sender(actors)
+    ledger.send_turn = send_turn = turn_sender(actors)
     watchdog = Watchdog(task_store, policy, publish, send_turn, lambda queue: backlog(broker, queue))
     workers: list[dramatiq.Worker] = []
     index_commit = rooms.materializer.on_commit
@@ -249,6 +259,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TaskController,
             WebhookController,
             upload_outputs,
+            WorkerController,
             AssetController,
             TakeController,
             AuthController,
@@ -285,7 +296,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.outputs = outputs
     app.state.asset_changes = asset_changes
     asset_changes.on_edited = lambda pid, asset: queue_thumbnail(app.state, task_store, pid, asset, None)
-    app.state.publish_task = runtime.publish
+    app.state.publish_task = publish
+    app.state.ledger = ledger
     app.state.send_task = send_task
     app.state.broker_health = broker_health
     app.state.webhooks = webhooks.store

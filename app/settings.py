@@ -131,8 +131,9 @@ def _require_writable_dir(var: str, path: Path) -> None:
         ) from None
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings; raises :class:`SettingsError` with a readable message."""
+def load_settings(*, prepare: bool = True, **overrides: object) -> Settings:
+    """Read and validate the settings; raises :class:`SettingsError` with a readable message.
+    ``prepare``: create and check the data and workspace folders (a worker needs neither)."""
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -143,7 +144,8 @@ def load_settings(**overrides: object) -> Settings:
             got = "[redacted]" if "SECRET" in name.upper() else repr(err.get("input"))
             lines.append(f"{name}: {err['msg']} (got {got})")
         raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None
-    settings.prepare_dirs()
+    if prepare:
+        settings.prepare_dirs()
     return settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
@@ -18,8 +18,8 @@ from app.projects.access import project_for
 from tasks import bench
 from tasks.broker import QueueUnavailable
 from tasks.kinds import KINDS, TaskKind
+from tasks.ledger import event
 from tasks.models import find_models
-from tasks.runner import event
 from tasks.store import FINISHED
 
 MAX_WAITING_PER_USER = 20
@@ -123,6 +123,19 @@ class TaskController(Controller):
         self, task_id: FromPath[str], user: NamedDependency[User], svc: NamedDependency[Services]
     ) -> dict[str, Any]:
         return task_for(svc, user, task_id)
+
+    @get("/tasks/{task_id:str}/preview", sync_to_thread=False,
+         summary="The latest low-resolution preview of a task (PNG); 404 until it sent one")  # fmt: skip
+    def preview(
+        self, task_id: FromPath[str], user: NamedDependency[User], svc: NamedDependency[Services]
+    ) -> Response[bytes]:
+        task_for(svc, user, task_id)
+        png = svc.tasks.preview(task_id)
+        if png is None:
+            raise Problem(404, "This task has no preview (yet): previews come from long generations, every "
+                          "few steps.", slug="no-preview")  # fmt: skip
+        # The task's "preview" URL names the preview's time, so a newer one is a new URL.
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @post("/tasks/{task_id:str}/cancel", status_code=HTTP_200_OK, sync_to_thread=False)
     def cancel(

@@ -184,7 +184,13 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX activity_event ON activity(event_id) WHERE event_id IS NOT NULL")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    # The latest low-resolution preview of a running task (PNG), for clients that connect late.
+    db.execute("ALTER TABLE tasks ADD COLUMN preview BLOB")
+    db.execute("ALTER TABLE tasks ADD COLUMN preview_at TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 class Index:

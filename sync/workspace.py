@@ -211,18 +211,23 @@ class Workspace:
                     shutil.copyfileobj(src, out)
 
 
-def zip_tree(root: Path, dest: Path, step: Callable[[int, int], None] | None = None) -> None:
-    """Zip a project folder (no ``.git``, cache or exports) under one top folder named like it.
-
-    ``step(done, total)`` is called after each file (a long export reports progress, and may
-    stop by raising)."""
-    files = [
+def tree_files(root: Path) -> list[Path]:
+    """The files of a project folder an export holds (no ``.git``, cache or exports), sorted."""
+    return [
         path
         for path in sorted(root.rglob("*"))
         if (parts := path.relative_to(root).parts)[0] != ".git"
         and parts[0] not in IGNORED_FOLDERS
         and path.is_file()
     ]
+
+
+def zip_tree(root: Path, dest: Path, step: Callable[[int, int], None] | None = None) -> None:
+    """Zip a project folder (no ``.git``, cache or exports) under one top folder named like it.
+
+    ``step(done, total)`` is called after each file (a long export reports progress, and may
+    stop by raising)."""
+    files = tree_files(root)
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for done, path in enumerate(files, start=1):
             zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")

@@ -111,19 +111,6 @@ def _unwrap(data: bytes | str) -> tuple[str | None, dict[str, Any]]:
     return None, message
 
 
-def redis_publisher(url: str, origin: str | None = None) -> Callable[[dict[str, Any]], None]:
-    """Publish events on Redis pub/sub, where every server process relays them to /events; for
-    ``studio worker`` processes (the caller's thread waits for Redis)."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
-
-    def publish(event: dict[str, Any]) -> None:
-        # If Redis is away the task row still holds the state; the next event carries it again.
-        with contextlib.suppress(redis.RedisError):
-            client.publish(EVENTS_CHANNEL, _envelope(stamp(event), origin))
-
-    return publish
-
-
 class EventPublisher:
     """Publishes a server's own events on Redis from a thread of its own, in order, so the
     event loop never waits for Redis (nor stalls while it is away).

@@ -10,7 +10,7 @@ dropped — its memory given back — when a different model is asked for, when 
 runs out of memory or fails, and after :data:`KEEP_IDLE_S` seconds without a task. The GPU's
 working memory is released after every task.
 
->>> generate(params, models_dir, project_root, Hooks(progress, preview, cancelled))  # doctest: +SKIP
+>>> generate(params, models_dir, project.file, Hooks(progress, preview, cancelled))  # doctest: +SKIP
 Result(png=b'\\x89PNG…', meta={'seed': 1234, 'model': 'sd15', …})
 """
 
@@ -242,13 +242,15 @@ def _first_line(exc: BaseException) -> str:
 # -- one generation -----------------------------------------------------------------------------
 
 
-def load_init_image(project_root: Path, ref: str, width: int, height: int) -> Image.Image:
+def load_init_image(files: Callable[[str], Path | None], ref: str, width: int, height: int) -> Image.Image:
     """The init image of an image-to-image task: a file of the project, or an asset id from
-    ``04_Project_Files/assets.json``, cropped to the requested aspect and scaled to its size."""
-    path = (project_root / ref).resolve()
-    if not (path.is_relative_to(project_root.resolve()) and path.is_file()):
+    ``04_Project_Files/assets.json``, cropped to the requested aspect and scaled to its size.
+    ``files`` gives a local path to read a project file from (``tasks.project_files``)."""
+    path = files(ref)
+    if path is None:
+        index = files("04_Project_Files/assets.json")
         try:
-            assets = json.loads((project_root / "04_Project_Files" / "assets.json").read_text())
+            assets = json.loads(index.read_text()) if index is not None else {}
         except (OSError, ValueError):
             assets = {}
         asset = assets.get(ref) if isinstance(assets, dict) else None
@@ -256,8 +258,8 @@ def load_init_image(project_root: Path, ref: str, width: int, height: int) -> Im
             raise Failed(
                 f"The init image '{ref}' is neither a file of this project nor one of its asset ids."
             )
-        path = (project_root / str(asset["path"])).resolve()
-        if not (path.is_relative_to(project_root.resolve()) and path.is_file()):
+        path = files(str(asset["path"]))
+        if path is None:
             raise Failed(f"The asset '{ref}' has no file in this project ({asset['path']}).")
     try:
         with Image.open(path) as img:
@@ -326,16 +328,16 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def generate(params: DiffusionParams, models_dir: Path, project_root: Path, hooks: Hooks) -> Result:
+def generate(
+    params: DiffusionParams, models_dir: Path, files: Callable[[str], Path | None], hooks: Hooks
+) -> Result:
     """Run one generation to a PNG, calling ``hooks.progress`` after every step and
     ``hooks.preview`` with a small PNG now and then; raises :class:`Cancelled` between steps when
     ``hooks.cancelled()`` turns true, and :class:`Failed` with words a person can act on."""
     started = time.monotonic()
     ref = resolve_model(models_dir, params.model)  # fails at once, before torch is even imported
     init = (
-        load_init_image(project_root, params.init_image, params.width, params.height)
-        if params.init_image
-        else None
+        load_init_image(files, params.init_image, params.width, params.height) if params.init_image else None
     )
     try:
         import torch

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,11 +18,9 @@ from typing import Any, Literal
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sync import repo
-from sync.model import files_to_state
-from sync.workspace import zip_tree
 from tasks import diffusion
 from tasks.outputs import Output
+from tasks.project_files import ProjectFiles
 from tasks.storyboard import Cancelled as StoryboardCancelled
 from tasks.storyboard import StoryboardParams, render_storyboard
 
@@ -35,11 +35,12 @@ class Cancelled(Exception):
 
 @dataclass
 class Context:
-    """What a running task may use. Results go to :meth:`take` and :meth:`output`; nothing is
-    written into the project until the task has finished (``tasks.outputs``)."""
+    """What a running task may use. It reads its project through ``project`` (on this machine or
+    from the server, ``tasks.project_files``); results go to :meth:`take` and :meth:`output`, and
+    nothing is written into the project until the task has finished (``tasks.outputs``)."""
 
     task_id: str
-    root: Path
+    project: ProjectFiles
     models_dir: Path
     progress: Callable[[float], None]
     cancelled: Callable[[], bool]
@@ -159,7 +160,7 @@ class DiffusionParams(BaseModel):
 def run_diffusion(ctx: Context, params: DiffusionParams) -> None:
     hooks = diffusion.Hooks(ctx.progress, ctx.preview, ctx.cancelled)
     try:
-        result = diffusion.generate(params, ctx.models_dir, ctx.root, hooks)
+        result = diffusion.generate(params, ctx.models_dir, ctx.project.file, hooks)
     except diffusion.Cancelled:
         raise Cancelled from None
     except diffusion.Failed as exc:
@@ -171,9 +172,9 @@ def run_diffusion(ctx: Context, params: DiffusionParams) -> None:
 
 
 def run_storyboard(ctx: Context, params: StoryboardParams) -> None:
-    state = files_to_state(ctx.root)
+    state = ctx.project.state()
     try:
-        png, pdf = render_storyboard(state, ctx.root, params, ctx.progress, ctx.cancelled)
+        png, pdf = render_storyboard(state, ctx.project.file, params, ctx.progress, ctx.cancelled)
     except StoryboardCancelled:
         raise Cancelled from None
     except ValueError as exc:
@@ -195,8 +196,8 @@ class ThumbnailParams(BaseModel):
 
 
 def run_thumbnail(ctx: Context, params: ThumbnailParams) -> None:
-    source = (ctx.root / params.path).resolve()
-    if not source.is_relative_to(ctx.root.resolve()) or not source.is_file():
+    source = ctx.project.file(params.path)
+    if source is None:
         raise TaskFailed(f"There is no file '{params.path}' in this project.")
     try:
         with Image.open(source) as img:
@@ -224,20 +225,21 @@ class ExportParams(BaseModel):
 
 def run_export(ctx: Context, params: ExportParams) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    rel = f"06_Exports/{ctx.root.name}-{stamp}.{params.format}"
+    rel = f"06_Exports/{ctx.project.name}-{stamp}.{params.format}"
     kind = "application/zip" if params.format == "zip" else "application/x-git-bundle"
     scratch = ctx.scratch_file(f".{params.format}")
     ctx.progress(0.01)
     ctx.check()
     if params.format == "bundle":
-        repo.bundle(ctx.root, scratch)
+        ctx.project.bundle(scratch)
     else:
-
-        def step(done: int, total: int) -> None:
-            ctx.check()  # between two files: a cancel stops a big export within one file's time
-            ctx.progress(0.01 + 0.98 * done / max(1, total))
-
-        zip_tree(ctx.root, scratch, step)
+        tree = ctx.project.tree()
+        with zipfile.ZipFile(scratch, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for done, (name, source) in enumerate(tree.entries, start=1):
+                with zf.open(f"{ctx.project.name}/{name}", "w", force_zip64=True) as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+                ctx.check()  # between two files: a cancel stops a big export within one file's time
+                ctx.progress(0.01 + 0.98 * done / max(1, tree.count))
     ctx.output_file(rel, scratch, kind)
     ctx.progress(1.0)
 

@@ -1,12 +1,14 @@
 """Running one task: state changes, progress, cancellation and outputs, each an event.
 
 The runner is given what it needs (:class:`Runtime`) by whoever starts the workers: the server
-for its in-process workers, ``tasks.worker_entry`` for ``studio worker`` processes.
+for its in-process workers, ``tasks.worker_entry`` for ``studio worker`` processes. It is the same
+code for both: the task rows are behind a :class:`~tasks.ledger.Ledger`, the project behind
+:class:`~tasks.project_files.ProjectFiles` and the results behind a
+:data:`~tasks.outputs.Delivery`, each local on the server and HTTP in a remote worker.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import socket
@@ -22,8 +24,11 @@ from pydantic import ValidationError
 
 from tasks.failures import RetryPolicy, explain
 from tasks.kinds import KINDS, Cancelled, Context, TaskFailed
+from tasks.ledger import Ledger, event, preview_url
 from tasks.outputs import Delivery, DeliveryRefused
-from tasks.store import TaskStore
+from tasks.project_files import LocalProject, ProjectFiles
+
+__all__ = ["Heartbeats", "Runtime", "event", "execute_next", "make_actors", "preview_url", "turn_sender"]
 
 log = logging.getLogger("tasks.runner")
 PROGRESS_EVERY_S = 0.05
@@ -31,29 +36,26 @@ PROGRESS_EVERY_S = 0.05
 
 @dataclass
 class Runtime:
-    store: TaskStore
-    project_root: Callable[[str], Path | None]
+    ledger: Ledger
+    # The project files of a claimed task (None: the project was deleted).
+    open_project: Callable[[dict[str, Any]], ProjectFiles | None]
     models_dir: Path
-    publish: Callable[[dict[str, Any]], None]
     # Hands the outputs of a finished task to the server (in process, or over HTTP: tasks.outputs).
     deliver: Delivery
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    # Sends one more turn of a queue after a delay in seconds (wired to the actors by whoever
-    # builds them); a transient failure uses it to come back after its backoff.
-    send_turn: Callable[[str, float], None] = lambda queue, delay_s: None
     heartbeats: Heartbeats | None = None
 
     def __post_init__(self) -> None:
         if self.heartbeats is None:
-            self.heartbeats = Heartbeats(self.store, self.policy.heartbeat_s)
+            self.heartbeats = Heartbeats(self.ledger.heartbeat, self.policy.heartbeat_s)
 
 
 class Heartbeats:
     """Tells the task rows, every few seconds, that this process is still running its tasks; a
     worker killed mid-task stops doing so and the watchdog (``tasks.reaper``) notices."""
 
-    def __init__(self, store: TaskStore, every_s: float) -> None:
-        self.store, self.every_s = store, every_s
+    def __init__(self, beat: Callable[[list[str]], None], every_s: float) -> None:
+        self.beat, self.every_s = beat, every_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._running: set[str] = set()
         self._lock = threading.Lock()
@@ -76,68 +78,43 @@ class Heartbeats:
             with self._lock:
                 running = list(self._running)
             try:
-                self.store.heartbeat(running)
+                self.beat(running)
             except Exception:
                 log.exception("heartbeat_failed")
-
-
-def event(kind: str, task: dict[str, Any]) -> dict[str, Any]:
-    return {"type": f"task.{kind}", "project_id": task["project_id"], "task": task}
-
-
-def preview_url(png: bytes) -> str:
-    """A preview as the data URL a ``task.preview`` event carries (an <img> shows it as it is)."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def execute_next(runtime: Runtime, queue: str) -> str | None:
     """Claim the next task of ``queue`` and run it to its end; returns its id (None: nothing waiting)."""
     assert runtime.heartbeats is not None
-    task_id = runtime.store.claim_next(queue, runtime.heartbeats.name)
-    if task_id is not None:
-        _run(runtime, task_id)
-    return task_id
-
-
-def _run(runtime: Runtime, task_id: str) -> None:
-    store = runtime.store
-    task = store.get(task_id)
-    assert task is not None
-    attempt = int(task["attempts"])
-    assert runtime.heartbeats is not None
-    runtime.heartbeats.add(task_id)
+    task = runtime.ledger.claim(queue, runtime.heartbeats.name)
+    if task is None:
+        return None
+    runtime.heartbeats.add(task["id"])
     try:
-        _attempt(runtime, task, attempt)
+        _attempt(runtime, task, int(task["attempts"]))
     finally:
-        runtime.heartbeats.discard(task_id)
+        runtime.heartbeats.discard(task["id"])
+    return str(task["id"])
 
 
 def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
-    store, task_id = runtime.store, task["id"]
-    runtime.publish(event("running", task))
+    ledger, task_id = runtime.ledger, task["id"]
     kind = KINDS.get(task["kind"])
-    root = runtime.project_root(task["project_id"])
+    project = runtime.open_project(task)
     last = [0.0]
 
     def progress(fraction: float) -> None:
         now = time.monotonic()
-        store.update(task_id, progress=max(0.0, min(1.0, fraction)))
-        if now - last[0] >= PROGRESS_EVERY_S or fraction >= 1.0:
+        announce = now - last[0] >= PROGRESS_EVERY_S or fraction >= 1.0
+        if announce:
             last[0] = now
-            current = store.get(task_id)
-            if current is not None:
-                runtime.publish(event("progress", current))
+        ledger.progress(task_id, fraction, announce)
 
-    def preview(png: bytes) -> None:
-        current = store.get(task_id)
-        if current is not None:
-            runtime.publish({**event("preview", current), "preview": preview_url(png)})
-
-    ctx = Context(task_id, root or Path("/nonexistent"), runtime.models_dir, progress,
-                  lambda: store.cancel_requested(task_id), attempt=attempt, preview=preview)  # fmt: skip
-    retry_in: float | None = None
+    ctx = Context(task_id, project or LocalProject(Path("/nonexistent")), runtime.models_dir, progress,
+                  lambda: ledger.cancel_requested(task_id), attempt=attempt,
+                  preview=lambda png: ledger.preview(task_id, png))  # fmt: skip
     try:
-        if root is None:
+        if project is None:
             raise TaskFailed("The project of this task no longer exists (it was deleted).")
         if kind is None:
             raise TaskFailed(f"The worker that took this task does not know the kind '{task['kind']}': "
@@ -148,50 +125,41 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
         stored = runtime.deliver(task_id, ctx.outputs) if ctx.outputs else []
     except DeliveryRefused as exc:
         _discard(ctx)
-        ended = store.finish(task_id, "cancelled" if exc.cancelled else "failed",
-                             error="Cancelled." if exc.cancelled else str(exc), attempt=attempt)  # fmt: skip
+        ended = ledger.finish(task_id, attempt, "cancelled" if exc.cancelled else "failed",
+                              error="Cancelled." if exc.cancelled else str(exc))  # fmt: skip
     except Cancelled:
         _discard(ctx)
-        ended = store.finish(task_id, "cancelled", error="Cancelled.", attempt=attempt)
+        ended = ledger.finish(task_id, attempt, "cancelled", error="Cancelled.")
     except TaskFailed as exc:
         _discard(ctx)
-        ended = store.finish(task_id, "failed", error=str(exc), attempt=attempt)
+        ended = ledger.finish(task_id, attempt, "failed", error=str(exc))
     except ValidationError as exc:
-        ended = store.finish(task_id, "failed", error=f"The parameters are not valid: {exc.errors()[0]['msg']}",
-                             attempt=attempt)  # fmt: skip
+        ended = ledger.finish(task_id, attempt, "failed",
+                              error=f"The parameters are not valid: {exc.errors()[0]['msg']}")  # fmt: skip
     except Exception as exc:
         _discard(ctx)
         failure = explain(exc)
         policy = runtime.policy
         if not failure.transient:
             log.exception("task_crashed task=%s", task_id)
-            ended = store.finish(task_id, "failed", error=failure.message, attempt=attempt)
-        elif attempt < policy.max_attempts and not store.cancel_requested(task_id):
+            ended = ledger.finish(task_id, attempt, "failed", error=failure.message)
+        elif attempt < policy.max_attempts and not ledger.cancel_requested(task_id):
             retry_in = policy.backoff(attempt)
             log.warning("task_retrying task=%s attempt=%s in=%ss error=%r", task_id, attempt, retry_in, exc)
-            ended = store.retry_later(task_id, attempt, retry_in, f"{failure.message} It will be tried again "
-                                      f"in {retry_in:g} s (attempt {attempt} of {policy.max_attempts} failed).")  # fmt: skip
+            ended = ledger.retry_later(task_id, attempt, retry_in, f"{failure.message} It will be tried again "
+                                       f"in {retry_in:g} s (attempt {attempt} of {policy.max_attempts} failed).")  # fmt: skip
         else:
-            ended = store.finish(task_id, "failed", attempt=attempt, error=f"{failure.message} Gave up after "
-                                 f"{attempt} attempts; run it again later.")  # fmt: skip
+            ended = ledger.finish(task_id, attempt, "failed", error=f"{failure.message} Gave up after "
+                                  f"{attempt} attempts; run it again later.")  # fmt: skip
     else:
-        ended = store.finish(task_id, "succeeded", outputs=stored, attempt=attempt)
+        ended = ledger.finish(task_id, attempt, "succeeded", outputs=stored)
     finally:
         ctx.cleanup()
+        if project is not None:
+            project.close()
     if not ended:
         # The watchdog gave this attempt up for dead meanwhile; its successor speaks for the task.
         log.warning("task_attempt_superseded task=%s attempt=%s", task_id, attempt)
-        return
-    final = store.get(task_id)
-    assert final is not None
-    if retry_in is not None:
-        runtime.publish(event("retrying", final))
-        try:
-            runtime.send_turn(task["queue"], retry_in)
-        except Exception as exc:  # the watchdog sends it a turn once the broker answers again
-            log.warning("retry_turn_not_sent task=%s error=%r", task_id, exc)
-    else:
-        runtime.publish(event(final["state"], final))
 
 
 def _discard(ctx: Context) -> None:

@@ -21,7 +21,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 COLUMNS = (
     "id, project_id, kind, queue, params, node_id, requester_id, priority, state, progress, error, outputs, "
     "attempts, cancel_requested, size_key, created_at, started_at, finished_at, duration_s, retry_at, "
-    "heartbeat_at, worker"
+    "heartbeat_at, worker, preview_at"
 )
 
 
@@ -39,7 +39,7 @@ class TaskStore:
         task_id = str(uuid.uuid4())
         self.index.db.execute(
             f"INSERT INTO tasks({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, NULL, '[]', 0, 0, ?, ?, "  # noqa: S608
-            "NULL, NULL, NULL, NULL, NULL, NULL)",
+            "NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
             [task_id, project_id, kind, queue, json.dumps(params, sort_keys=True), node_id, requester_id, priority,
              size_key, now_iso()],
         )  # fmt: skip
@@ -59,7 +59,26 @@ class TaskStore:
         task["cancel_requested"] = bool(task["cancel_requested"])
         task["queue_position"] = self.queue_position(task) if task["state"] == "queued" else 0
         task["eta_s"] = self.eta(task)
+        # The latest low-resolution preview a running task sent (a diffusion every few steps), so a
+        # client that connects late sees it too; the URL changes with each new preview.
+        task["preview"] = (
+            f"/api/tasks/{task['id']}/preview?at={task['preview_at']}" if task["preview_at"] else None
+        )
         return task
+
+    def set_preview(self, task_id: str, png: bytes) -> bool:
+        """Keep ``png`` as the latest preview of the running task ``task_id``; False when it is
+        not running (any more)."""
+        row = self.index.db.execute(
+            "UPDATE tasks SET preview = ?, preview_at = ? WHERE id = ? AND state = 'running' RETURNING id",
+            [png, now_iso(), task_id],
+        ).fetchone()
+        return row is not None
+
+    def preview(self, task_id: str) -> bytes | None:
+        """The latest preview (PNG) of ``task_id``, if it sent one."""
+        row = self.index.db.execute("SELECT preview FROM tasks WHERE id = ?", [task_id]).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
 
     def queue_position(self, task: dict[str, Any]) -> int:
         """1 for the next task to start in its queue, 2 for the one after, …"""

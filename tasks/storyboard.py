@@ -56,16 +56,18 @@ class Cancelled(Exception):
 
 def render_storyboard(
     state: dict[str, Any],
-    root: Path,
+    files: Path | Callable[[str], Path | None],
     params: StoryboardParams,
     progress: Callable[[float], None] = lambda p: None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> tuple[bytes, bytes]:
     """(PNG of the first page, PDF of all pages) of the storyboard of ``params.scene``.
 
-    Raises ``ValueError`` for an unknown scene and :class:`Cancelled` when ``cancelled()`` is
+    ``files`` gives a local path to read a project file (a take's image) from, or None; a folder
+    stands for the project's working tree. Raises ``ValueError`` for an unknown scene and :class:`Cancelled` when ``cancelled()`` is
     true before a panel is drawn; calls ``progress(done / total)`` after each panel.
     """
+    find = _in_folder(files) if isinstance(files, Path) else files
     story = state.get("story", {})
     scene = story.get("scenes", {}).get(params.scene)
     if not isinstance(scene, dict):
@@ -99,7 +101,7 @@ def render_storyboard(
             _text_panel(draw, box, "No shots yet", _font(max(18, panel_w // 14)))
         else:
             shot_id, shot = slot
-            image = _take_image(state.get("takes", {}), root, params.scene, shot_id, (panel_w, panel_h))
+            image = _take_image(state.get("takes", {}), find, params.scene, shot_id, (panel_w, panel_h))
             description = str(shot.get("description") or "")
             if image is not None:
                 pages[-1].paste(image, (x, y))
@@ -195,8 +197,22 @@ def _caption(number: int, shot: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _in_folder(root: Path) -> Callable[[str], Path | None]:
+    base = root.resolve()
+
+    def find(rel: str) -> Path | None:
+        path = (base / rel).resolve()
+        return path if path.is_relative_to(base) and path.is_file() else None
+
+    return find
+
+
 def _take_image(
-    takes: dict[str, Any], root: Path, scene_id: str, shot_id: str, size: tuple[int, int]
+    takes: dict[str, Any],
+    files: Callable[[str], Path | None],
+    scene_id: str,
+    shot_id: str,
+    size: tuple[int, int],
 ) -> Image.Image | None:
     """The newest readable take image of the shot, cover-fit to ``size``; None when there is none."""
     candidates = [
@@ -207,10 +223,9 @@ def _take_image(
         and take.get("scene", scene_id) == scene_id
         and isinstance(take.get("path"), str)
     ]
-    base = root.resolve()
     for _, _, take in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
-        path = (base / take["path"]).resolve()
-        if not path.is_relative_to(base) or not path.is_file():
+        path = files(take["path"])
+        if path is None:
             continue
         try:
             with Image.open(path) as source:

@@ -29,7 +29,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import dramatiq
 import httpx
@@ -169,6 +169,30 @@ class WebhookStore:
         return hook
 
 
+class DeliveryBook(Protocol):
+    """What a delivery needs: where to send (``target``) and where to log each attempt
+    (``record``). :class:`WebhookStore` on the server; ``tasks.remote.RemoteWebhookBook`` in a
+    ``studio worker``, which asks the server."""
+
+    def target(self, hook_id: str) -> tuple[str, str] | None: ...
+
+    def record(self, hook_id: str, event_id: str, event_type: str, attempt: int, *, status_code: int | None,
+               duration_ms: float | None, error: str | None, will_retry: bool) -> None: ...  # fmt: skip
+
+
+def delivery_actor(book: DeliveryBook, broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
+    """The ``deliver_webhook`` actor of ``broker`` (cpu queue), delivering with ``book``."""
+
+    def deliver(hook_id: str, event_id: str, name: str, body: str) -> None:
+        deliver_once(book, hook_id, event_id, name, body)
+
+    return dramatiq.Actor(
+        deliver, broker=broker, actor_name="deliver_webhook", queue_name="cpu", priority=0,
+        options={"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS,
+                 "time_limit": int(TIMEOUT_S * 3 * 1000)},
+    )  # fmt: skip
+
+
 class Webhooks:
     """Fires events at a project's webhooks through the ``deliver_webhook`` actor of ``broker``.
 
@@ -178,11 +202,7 @@ class Webhooks:
 
     def __init__(self, index: Index, broker: dramatiq.Broker) -> None:
         self.store = WebhookStore(index)
-        self.actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
-            self.deliver, broker=broker, actor_name="deliver_webhook", queue_name="cpu", priority=0,
-            options={"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS,
-                     "time_limit": int(TIMEOUT_S * 3 * 1000)},
-        )  # fmt: skip
+        self.actor = delivery_actor(self.store, broker)
 
     def fire(self, event: dict[str, Any]) -> None:
         """Queue a delivery of ``event`` to each webhook of its project that wants it. Never raises:
@@ -212,45 +232,42 @@ class Webhooks:
                                   error=f"Not sent: the task queue could not be reached ({type(exc).__name__}).",
                                   will_retry=False)  # fmt: skip
 
-    def deliver(self, hook_id: str, event_id: str, name: str, body: str) -> None:
-        """One attempt: POST ``body`` signed to the webhook's URL and log it; raising
-        :class:`dramatiq.Retry` on failure has the Retries middleware try again later."""
-        target = self.store.target(hook_id)
-        if target is None:
-            return  # deleted or paused since the event
-        url, secret = target
-        message = CurrentMessage.get_current_message()
-        retries = int(message.options.get("retries", 0)) if message is not None else 0
-        raw = body.encode()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Studio-Event": name,
-            "X-Studio-Delivery": event_id,
-            "X-Studio-Timestamp": str(timestamp),
-            "X-Studio-Signature": sign(secret, timestamp, raw),
-        }
-        started = time.perf_counter()
-        status: int | None = None
-        retry_after_ms: int | None = None
-        try:
-            response = httpx.post(
-                url, content=raw, headers=headers, timeout=TIMEOUT_S, follow_redirects=False
-            )
-        except httpx.HTTPError as exc:
-            error: str | None = f"The request failed: {type(exc).__name__}: {exc}"[:500]
-        else:
-            status = response.status_code
-            error = (
-                None if 200 <= status < 300 else f"The receiver answered {status} {response.reason_phrase}"
-            )
-            retry_after = response.headers.get("retry-after", "")
-            if error and retry_after.isdigit():
-                retry_after_ms = min(MAX_BACKOFF_MS, int(retry_after) * 1000)
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        will_retry = error is not None and retries < MAX_RETRIES
-        self.store.record(hook_id, event_id, name, retries + 1, status_code=status, duration_ms=duration_ms,
-                          error=error, will_retry=will_retry)  # fmt: skip
-        if error is not None:
-            raise dramatiq.Retry(error, delay=retry_after_ms)
+
+def deliver_once(book: DeliveryBook, hook_id: str, event_id: str, name: str, body: str) -> None:
+    """One attempt: POST ``body`` signed to the webhook's URL and log it; raising
+    :class:`dramatiq.Retry` on failure has the Retries middleware try again later."""
+    target = book.target(hook_id)
+    if target is None:
+        return  # deleted or paused since the event
+    url, secret = target
+    message = CurrentMessage.get_current_message()
+    retries = int(message.options.get("retries", 0)) if message is not None else 0
+    raw = body.encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Studio-Event": name,
+        "X-Studio-Delivery": event_id,
+        "X-Studio-Timestamp": str(timestamp),
+        "X-Studio-Signature": sign(secret, timestamp, raw),
+    }
+    started = time.perf_counter()
+    status: int | None = None
+    retry_after_ms: int | None = None
+    try:
+        response = httpx.post(url, content=raw, headers=headers, timeout=TIMEOUT_S, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        error: str | None = f"The request failed: {type(exc).__name__}: {exc}"[:500]
+    else:
+        status = response.status_code
+        error = None if 200 <= status < 300 else f"The receiver answered {status} {response.reason_phrase}"
+        retry_after = response.headers.get("retry-after", "")
+        if error and retry_after.isdigit():
+            retry_after_ms = min(MAX_BACKOFF_MS, int(retry_after) * 1000)
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    will_retry = error is not None and retries < MAX_RETRIES
+    book.record(hook_id, event_id, name, retries + 1, status_code=status, duration_ms=duration_ms,
+                      error=error, will_retry=will_retry)  # fmt: skip
+    if error is not None:
+        raise dramatiq.Retry(error, delay=retry_after_ms)

@@ -1,44 +1,32 @@
 """What ``studio worker`` hands to Dramatiq: the configured broker, then the actors.
 
-These workers read the task rows and the project files they work from (a storyboard's story,
-an export's repository) in the server's data folder and workspace (one machine, or a shared
-volume); their events reach the servers over Redis pub/sub, and their results go back through
-the server's upload route (``POST STUDIO_SERVER_URL/api/tasks/{id}/outputs``, see
-``tasks.outputs``), so nothing they make is written into a project by the worker itself.
+These workers need no disk of the server's: they take their turns from the broker
+(``STUDIO_BROKER_URL``), and everything they read or write about tasks and projects — claiming a
+task, progress, previews, cancellation, how it ended, the project files it works from, the
+webhook log — goes through the server's worker API at ``STUDIO_SERVER_URL`` (``tasks.remote``),
+authenticated with ``STUDIO_WORKER_SECRET``. Their results go back through the upload route
+(``POST /api/tasks/{id}/outputs``, ``tasks.outputs``). So they run the same on this machine or
+on a GPU machine elsewhere.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from sync.db import Index
-from sync.workspace import Workspace
 from tasks import bench
-from tasks.broker import install, redis_publisher
+from tasks.broker import install
 from tasks.failures import RetryPolicy
-from tasks.outputs import http_delivery, worker_secret
-from tasks.runner import Runtime, make_actors, turn_sender
-from tasks.store import TaskStore
-from tasks.webhooks import Webhooks
+from tasks.outputs import http_delivery
+from tasks.project_files import ProjectFiles
+from tasks.remote import RemoteLedger, RemoteProject, RemoteWebhookBook, WorkerClient, WorkerRefused
+from tasks.runner import Runtime, make_actors
+from tasks.webhooks import delivery_actor
 
+log = logging.getLogger("tasks.worker")
 broker = install(os.environ.get("STUDIO_BROKER_URL") or None)  # first, before any actor exists
-_data_dir = Path(os.environ.get("STUDIO_DATA_DIR", "data/runtime")).resolve()
-_index = Index(_data_dir / "studio.db")
-_workspace = Workspace(Path(os.environ.get("WORKSPACE_ROOT", "data/runtime/workspace")))
-
-
-def _project_root(project_id: str) -> Path | None:
-    row = _index.db.execute(
-        "SELECT path FROM projects WHERE id = ? AND deleted_at IS NULL", [project_id]
-    ).fetchone()
-    return _workspace.path_of(row[0]) if row else None
-
-
-def _no_events(event: dict[str, Any]) -> None:
-    return None
-
 
 if os.environ.get("STUDIO_BENCH_TASKS", "").lower() in ("1", "true", "yes", "on"):
     bench.enable()
@@ -53,24 +41,30 @@ def server_url() -> str:
     return f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '::') else host}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 
 
-_url = os.environ.get("STUDIO_BROKER_URL") or None
-_relay = redis_publisher(_url) if _url else _no_events
-# Webhook deliveries run here too (cpu queue); the events of the tasks run here are fired from here.
-webhooks = Webhooks(_index, broker)
+# `studio worker` (app/cli.py) puts the secret here, from the setting or the file a server on
+# this machine made.
+_secret = os.environ.get("STUDIO_WORKER_SECRET", "")
+client = WorkerClient(server_url(), _secret)
 
 
-def _publish(event: dict[str, Any]) -> None:
-    _relay(event)
-    webhooks.fire(event)
+def _open_project(task: dict[str, Any]) -> ProjectFiles | None:
+    return RemoteProject(client, task) if task.get("project_folder") else None
 
 
 _runtime = Runtime(
-    TaskStore(_index),
-    _project_root,
+    RemoteLedger(client),
+    _open_project,
     Path(os.environ.get("STUDIO_MODELS_DIR", "data/runtime/models")).resolve(),
-    _publish,
-    http_delivery(server_url(), worker_secret(_data_dir, os.environ.get("STUDIO_WORKER_SECRET"))),
+    http_delivery(client.base, _secret),
     policy=RetryPolicy.from_env(),
 )
 actors = make_actors(broker, lambda: _runtime)
-_runtime.send_turn = turn_sender(actors)
+# Webhook deliveries run here too (cpu queue); their targets and log are the server's.
+webhook_actor = delivery_actor(RemoteWebhookBook(client), broker)
+
+try:
+    client.ping()
+except WorkerRefused as exc:
+    log.error("worker_refused %s", exc)
+except Exception as exc:  # the server may start after its workers: say so, and carry on
+    log.warning("studio_not_reachable_yet url=%s error=%s", client.base, exc)

@@ -46,6 +46,8 @@ class Ours:
 
     def __init__(self, models: Path, work: Path, params: dict[str, Any]) -> None:
         from sync.db import Index
+        from tasks.ledger import LocalLedger
+        from tasks.project_files import LocalProject
         from tasks.runner import Runtime
         from tasks.store import TaskStore
 
@@ -56,8 +58,8 @@ class Ours:
         self.events: list[str] = []
         (work / "project").mkdir()
         self.project = work / "project"
-        self.runtime = Runtime(self.store, lambda _: self.project, models,
-                               lambda e: self.events.append(e["type"]), self.deliver)  # fmt: skip
+        ledger = LocalLedger(self.store, lambda e: self.events.append(e["type"]))
+        self.runtime = Runtime(ledger, lambda _: LocalProject(self.project), models, self.deliver)
         self.last: dict[str, Any] = {}
 
     def deliver(self, task_id: str, outputs: list[Any]) -> list[dict[str, Any]]:

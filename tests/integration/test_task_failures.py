@@ -153,7 +153,7 @@ def test_a_worker_killed_mid_task_leaves_it_retried_never_stuck_running(
     url = redis_url.rsplit("/", 1)[0] + "/5"  # a database of its own: no turns left by other tests
     settings = {"STUDIO_TASK_STALE_S": "2", **BENCH}
     server = start_server(tmp_path, STUDIO_BROKER_URL=url, **settings)
-    first = start_worker(tmp_path, url, "worker-1.log", **settings)
+    first = start_worker(tmp_path, url, "worker-1.log", STUDIO_SERVER_URL=server.url, **settings)
     second: subprocess.Popen[bytes] | None = None
     try:
         h, pid, _ = signed_in(server)
@@ -173,7 +173,7 @@ def test_a_worker_killed_mid_task_leaves_it_retried_never_stuck_running(
         assert "worker stopped responding" in back["error"]
         assert running["worker"] in back["error"]
 
-        second = start_worker(tmp_path, url, "worker-2.log", **settings)
+        second = start_worker(tmp_path, url, "worker-2.log", STUDIO_SERVER_URL=server.url, **settings)
         done = wait_for(server, h, task_id, finished, seconds=60)
         assert done["state"] == "succeeded", done
         assert done["attempts"] == 2
@@ -207,7 +207,7 @@ def test_redis_away_then_back_the_api_answers_new_tasks_get_503_and_work_resumes
     url = f"redis://127.0.0.1:{port}/0"
     settings = {"STUDIO_TASK_STALE_S": "3", **BENCH}
     server = start_server(tmp_path, STUDIO_BROKER_URL=url, **settings)
-    worker = start_worker(tmp_path, url, "worker.log", **settings)
+    worker = start_worker(tmp_path, url, "worker.log", STUDIO_SERVER_URL=server.url, **settings)
     try:
         h, pid, token = signed_in(server)
         first = enqueue(server, h, pid, steps=2).json()["id"]

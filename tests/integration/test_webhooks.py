@@ -266,7 +266,7 @@ def test_with_redis_and_a_separate_worker_each_event_is_delivered_once(
     live = start_server(
         tmp_path, STUDIO_BROKER_URL=url, STUDIO_BENCH_TASKS="true", STUDIO_SEED_SAMPLES="false"
     )
-    worker = start_worker(tmp_path, url, STUDIO_BENCH_TASKS="true")
+    worker = start_worker(tmp_path, url, STUDIO_BENCH_TASKS="true", STUDIO_SERVER_URL=live.url)
     try:
         h, pid = owner_project(live)
         hook = httpx.post(f"{live.url}/api/projects/{pid}/webhooks", headers=h,
