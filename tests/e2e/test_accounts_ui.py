@@ -86,6 +86,29 @@ def test_an_account_made_in_one_browser_signs_in_from_another_and_finds_its_proj
     expect(page.locator(CARD).filter(has_text="Harbour Lights")).to_be_visible()
     expect(page.get_by_test_id("signed-in-as")).to_contain_text("Inès")
 
+    # A colleague joins the project: its card names them beside "you", from the project list alone
+    bob = page.request.post(
+        f"{studio.url}/api/auth/register",
+        data={"email": "bob@example.org", "password": PASSWORD, "name": "Bob"},
+    )
+    assert bob.status == 201, bob.text()
+    token = page.evaluate("localStorage.getItem('studio.token')")
+    me = {"Authorization": f"Bearer {token}"}
+    href = page.locator(CARD).get_by_test_id("open-project").get_attribute("href")
+    assert href is not None
+    project_id = href.rsplit("/", 1)[-1]
+    added = page.request.post(
+        f"{studio.url}/api/projects/{project_id}/members",
+        headers=me,
+        data={"email": "bob@example.org", "role": "editor"},
+    )
+    assert added.ok, added.text()
+    members_calls: list[str] = []
+    page.on("request", lambda r: members_calls.append(r.url) if r.url.endswith("/members") else None)
+    page.reload()
+    expect(page.locator(CARD).get_by_test_id("collaborators")).to_have_text("People: You and Bob")
+    assert members_calls == []
+
     # Signing out revokes the token and leaves the start screen, which offers signing in again
     token = page.evaluate("localStorage.getItem('studio.token')")
     page.get_by_test_id("topbar-sign-out").click()

@@ -261,7 +261,7 @@ def test_bulk_archive_and_delete_with_confirmation_and_undo(page: Page, studio: 
     expect(page.locator(CARD)).to_have_count(2)
     people = page.locator(CARD).first.get_by_test_id("collaborators")
     expect(people).to_be_visible()
-    expect(people).to_contain_text("Only Guest ")  # the owner's name, as the members route gives it
+    expect(people).to_have_text("People: Only you")  # the guest is the only member of its samples
     screenshot(page, "gallery-desktop")
     assert axe_violations(page) == []
 
