@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveServer, start_server, stop_server
-from tests.e2e.studio_helpers import CARD, DESKTOP, axe_violations, screenshot, start_as_guest
+from tests.e2e.studio_helpers import CARD, DESKTOP, PHONE, axe_violations, screenshot, start_as_guest
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +132,19 @@ def test_an_account_made_in_one_browser_signs_in_from_another_and_finds_its_proj
     page.keyboard.press("Enter")
     expect(page.locator(CARD).filter(has_text="Harbour Lights")).to_be_visible()
     page.context.close()
+
+
+def test_on_a_phone_every_account_control_fits_the_screen(browser: Any, studio: LiveServer) -> None:
+    context = browser.new_context(viewport=PHONE, bypass_csp=True)
+    page = context.new_page()
+    start_as_guest(page, studio)
+    page.get_by_test_id("tutorial-skip").click()
+    # Nothing runs off the side: the page never scrolls sideways, and "Sign in" is on screen
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    signin = page.get_by_test_id("open-signin")
+    expect(signin).to_be_in_viewport()
+    signin.click()
+    expect(page.get_by_test_id("signin-dialog").get_by_test_id("signin-email")).to_be_focused()
+    assert axe_violations(page) == []
+    screenshot(page, "signin-phone")
+    context.close()
