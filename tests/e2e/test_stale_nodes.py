@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -120,8 +121,12 @@ def test_a_node_whose_asset_was_replaced_is_marked_and_can_be_kept(page: Page, s
     expect(node).to_have_attribute("aria-label", "Image generator node, out of date")
     expect(page.get_by_test_id("browser-stale")).to_have_count(1)
 
-    # And the inspector says why, with a way to regenerate or keep it
-    node.click()
+    # And the Notification area says so, with a way to go to the node
+    told = page.get_by_test_id("notice")
+    expect(told).to_have_text(re.compile(r"A node is out of date: .* replaced pier\.png\."))
+    told.get_by_test_id("notice-show").click()
+
+    # Where the inspector says why, with a way to regenerate or keep it
     notice = page.get_by_test_id("stale-notice")
     expect(notice).to_contain_text("replaced pier.png")
     expect(notice.get_by_test_id("stale-regenerate")).to_be_visible()
@@ -131,6 +136,8 @@ def test_a_node_whose_asset_was_replaced_is_marked_and_can_be_kept(page: Page, s
     wait_for_commit(folder, lambda c: "stale" in c["nodes"].get("pier-gen", {}))
 
     # When they keep it as it is (from the keyboard), the mark goes here and in the repository
+    page.get_by_test_id("notice-dismiss").click()
+    expect(page.get_by_test_id("notice")).to_have_count(0)
     notice.get_by_test_id("stale-clear").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("stale-notice")).to_have_count(0)

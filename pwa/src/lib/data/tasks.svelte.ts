@@ -2,6 +2,7 @@
  * Live tasks of one project: the list from GET /api/projects/{id}/tasks, then every change from
  * the `/events` socket (task.queued / progress / succeeded / failed / cancelled). The socket
  * reconnects by itself; after a reconnect the list is fetched again so nothing is missed.
+ * The same socket's `node.stale` events become notices ("out of date: Ana replaced pier.png").
  */
 import { api, errorMessage, type Task, type TaskEvent } from '$lib/api';
 
@@ -24,6 +25,24 @@ export function applyEvent(tasks: Task[], event: TaskEvent, projectId: string): 
 	return next;
 }
 
+/** Something the Notification area tells the person, with the node it is about. */
+export interface Notice {
+	id: string;
+	text: string;
+	node: string | null;
+}
+
+const MAX_NOTICES = 20;
+
+/** Adds the notice an event makes (newest first; one per node), or returns the same list. */
+export function applyNotice(notices: Notice[], event: TaskEvent, projectId: string): Notice[] {
+	if (event.type !== 'node.stale' || event.project_id !== projectId) return notices;
+	const node = typeof event.node === 'string' ? event.node : null;
+	const reason = typeof event.reason === 'string' && event.reason ? event.reason : 'one of its inputs changed';
+	const notice = { id: `stale:${node ?? reason}`, text: `A node is out of date: ${reason}.`, node };
+	return [notice, ...notices.filter((n) => n.id !== notice.id)].slice(0, MAX_NOTICES);
+}
+
 /** "about 2 minutes left", "under a minute left", or '' when unknown. */
 export function etaWords(seconds: number | null | undefined): string {
 	if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
@@ -36,6 +55,7 @@ export function etaWords(seconds: number | null | undefined): string {
 
 export class ProjectTasks {
 	tasks = $state<Task[]>([]);
+	notices = $state<Notice[]>([]);
 	connected = $state(false);
 	error = $state<string | null>(null);
 	private socket: WebSocket | null = null;
@@ -77,7 +97,9 @@ export class ProjectTasks {
 		};
 		ws.onmessage = (e) => {
 			try {
-				this.tasks = applyEvent(this.tasks, JSON.parse(String(e.data)) as TaskEvent, this.projectId);
+				const event = JSON.parse(String(e.data)) as TaskEvent;
+				this.tasks = applyEvent(this.tasks, event, this.projectId);
+				this.notices = applyNotice(this.notices, event, this.projectId);
 			} catch {
 				// Not an event this version understands.
 			}
@@ -94,6 +116,10 @@ export class ProjectTasks {
 	/** Starts a task and shows it at once (the queued event updates it). */
 	add(task: Task): void {
 		this.tasks = applyEvent(this.tasks, { type: 'task.queued', project_id: this.projectId, task }, this.projectId);
+	}
+
+	dismiss(id: string): void {
+		this.notices = this.notices.filter((n) => n.id !== id);
 	}
 
 	async cancel(id: string): Promise<void> {

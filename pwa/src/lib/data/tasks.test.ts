@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Task } from '$lib/api';
-import { applyEvent, etaWords } from './tasks.svelte';
+import { applyEvent, applyNotice, etaWords } from './tasks.svelte';
 
 function task(over: Partial<Task>): Task {
 	return {
@@ -46,5 +46,21 @@ describe('task events', () => {
 		expect(etaWords(60)).toBe('about 1 minute left');
 		expect(etaWords(150)).toBe('about 3 minutes left');
 		expect(etaWords(7200)).toBe('about 2 hours left');
+	});
+});
+
+describe('applyNotice', () => {
+	it('turns a node.stale event of this project into one notice per node, newest first', () => {
+		const stale = (node: string, reason: string, project_id = 'p1') => ({ type: 'node.stale', project_id, node, reason });
+		let notices = applyNotice([], stale('n1', 'Ana replaced pier.png'), 'p1');
+		expect(notices).toEqual([{ id: 'stale:n1', text: 'A node is out of date: Ana replaced pier.png.', node: 'n1' }]);
+		notices = applyNotice(notices, stale('n2', 'pier.png was edited on disk'), 'p1');
+		notices = applyNotice(notices, stale('n1', 'Bob replaced pier.png'), 'p1');
+		expect(notices.map((n) => n.text)).toEqual([
+			'A node is out of date: Bob replaced pier.png.',
+			'A node is out of date: pier.png was edited on disk.'
+		]);
+		expect(applyNotice(notices, stale('n3', 'x', 'other'), 'p1')).toBe(notices);
+		expect(applyNotice(notices, { type: 'task.progress', project_id: 'p1' }, 'p1')).toBe(notices);
 	});
 });
