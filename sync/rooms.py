@@ -20,6 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pycrdt import Doc
 
 from sync.docmodel import doc_to_state, state_to_doc
 from sync.materializer import Materializer
@@ -87,14 +90,20 @@ class Rooms:
 
     def _load(self, project_id: str) -> Room:
         loaded = self.updates.load(project_id)
+        seeded: tuple[Doc[Any], int] | None = None
         if loaded.empty:
             root = self.project_root(project_id)
             if root is None:
                 raise KeyError(project_id)
             doc = state_to_doc(files_to_state(root))
-            seq = self.updates.append(project_id, doc.get_update(), FILESYSTEM)
-            self.updates.mark(project_id, "git", seq)  # the repository already holds this state
-            seen = seq
+            seq = self.updates.seed(project_id, doc.get_update(), FILESYSTEM)
+            if seq is None:  # another server process seeded it meanwhile: its seed is the one (S1)
+                loaded = self.updates.load(project_id)
+            else:
+                self.updates.mark(project_id, "git", seq)  # the repository already holds this state
+                seeded = (doc, seq)
+        if seeded is not None:
+            doc, seen = seeded
         else:
             doc = loaded.replay()
             seen = loaded.updates[-1].seq if loaded.updates else loaded.snapshot_seq

@@ -53,6 +53,12 @@ class UpdateLog(Protocol):
         """Store ``data`` durably; return its sequence number (increasing per project)."""
         ...
 
+    def seed(self, project_id: str, data: bytes, user_id: str) -> int | None:
+        """Append ``data`` as the project's first update, only if nothing was ever appended for it;
+        its sequence number, or None when the project has a log already (another server process
+        seeded it a moment before: R1, S1)."""
+        ...
+
     def load(self, project_id: str) -> Loaded:
         """The latest snapshot and every update after it."""
         ...
@@ -98,6 +104,9 @@ class MemoryUpdateLog:
         self._seq[project_id] = seq
         self._updates.setdefault(project_id, []).append(Entry(seq, bytes(data), user_id, time.time()))
         return seq
+
+    def seed(self, project_id: str, data: bytes, user_id: str) -> int | None:
+        return None if self._seq.get(project_id) else self.append(project_id, data, user_id)
 
     def load(self, project_id: str) -> Loaded:
         snap, snap_seq = self._snapshots.get(project_id, (None, 0))
@@ -176,9 +185,23 @@ class SQLiteUpdateLog:
             db.execute("COMMIT")
 
     def append(self, project_id: str, data: bytes, user_id: str) -> int:
+        seq = self._append(project_id, data, user_id, only_first=False)
+        assert seq is not None
+        return seq
+
+    def seed(self, project_id: str, data: bytes, user_id: str) -> int | None:
+        return self._append(project_id, data, user_id, only_first=True)
+
+    def _append(self, project_id: str, data: bytes, user_id: str, *, only_first: bool) -> int | None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            if (
+                only_first
+                and db.execute("SELECT 1 FROM sequences WHERE project_id = ?", [project_id]).fetchone()
+            ):
+                db.execute("ROLLBACK")
+                return None
             row = db.execute(
                 "INSERT INTO sequences(project_id, seq) VALUES (?, 1) "
                 "ON CONFLICT(project_id) DO UPDATE SET seq = seq + 1 RETURNING seq",

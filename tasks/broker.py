@@ -145,9 +145,15 @@ class EventPublisher:
                 client.publish(self.channel, _envelope(event, self.origin))
             except redis.RedisError as exc:
                 # Other servers miss what happens here while Redis is away (pub/sub keeps
-                # nothing); this process's own listeners had it already.
-                log.warning("event_not_relayed type=%s error=%r", event.get("type"), exc)
+                # nothing); this process's own listeners had it already. What piled up meanwhile
+                # is dropped too, so nobody gets a burst of stale events when Redis is back.
                 time.sleep(1.0)
+                dropped = 1
+                while not self._queue.empty():
+                    if self._queue.get_nowait() is None:
+                        return
+                    dropped += 1
+                log.warning("events_not_relayed channel=%s dropped=%d error=%r", self.channel, dropped, exc)
 
 
 def relay_events(

@@ -27,7 +27,9 @@ from sync.db import Index
 from sync.docmodel import doc_to_state, set_path
 from tasks.outputs import Output, http_delivery
 from tasks.store import TaskStore
+from tasks.webhooks import event_name
 from tests.conftest import LiveServer, git, start_server, start_worker, stop_server, stop_worker
+from tests.integration.test_webhooks import Receiver
 
 
 @dataclass
@@ -97,12 +99,18 @@ def kinds(seen: list[dict[str, Any]]) -> Counter[str]:
     return Counter(str(e["type"]) for e in seen)
 
 
-def test_events_caused_through_one_server_reach_listeners_of_both_once(pair: Pair) -> None:
+def test_events_caused_through_one_server_reach_listeners_of_both_once(
+    pair: Pair, receiver: Receiver
+) -> None:
     a, b = pair.a, pair.b
     h, _ = account(a, "Olive")
     token = h["Authorization"][7:]
     pid = httpx.post(f"{a.url}/api/projects", headers=h, json={"name": "Two Servers"}).json()["id"]
     secret = (a.data_dir / "worker.secret").read_text().strip()
+    r = httpx.post(
+        f"{b.url}/api/projects/{pid}/webhooks", headers=h, json={"url": receiver.url, "events": ["*"]}
+    )
+    assert r.status_code == 201, r.text
 
     async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
         async with listening(a, token, pid) as on_a, listening(b, token, pid) as on_b:
@@ -176,6 +184,15 @@ def test_events_caused_through_one_server_reach_listeners_of_both_once(pair: Pai
         events = {i for i, t in heard.items() if t == kind}
         lines = {line["event_id"] for line in feed if line["kind"] == kind}
         assert events == lines, (kind, events, lines)
+
+    # And each task and commit event is POSTed to the project's webhook once, named by its id.
+    wanted = {i for i, t in heard.items() if event_name(t) is not None}
+    got = receiver.wait(lambda got: {r.headers["x-studio-delivery"] for r in got} >= wanted)
+    time.sleep(1.0)  # room for any duplicate delivery
+    deliveries = Counter(r.headers["x-studio-delivery"] for r in got)
+    assert all(n == 1 for n in deliveries.values()), deliveries
+    assert {r.headers["x-studio-event"] for r in got} >= {"task.queued", "task.running", "task.succeeded",
+                                                           "task.cancelled", "commit"}  # fmt: skip
 
 
 def nodes_of(doc: Any) -> dict[str, Any]:

@@ -27,6 +27,14 @@ def test_appends_are_numbered_per_project_and_read_back_in_order(log: UpdateLog)
     assert log.last_seq("nobody") == 0
 
 
+def test_r1_a_project_is_seeded_once(log: UpdateLog) -> None:
+    assert log.seed("p", b"seed", "filesystem") == 1
+    assert log.seed("p", b"another seed", "filesystem") is None  # a second server process, late
+    assert [e.data for e in log.load("p").updates] == [b"seed"]
+    log.append("q", b"edit", "u")
+    assert log.seed("q", b"seed", "filesystem") is None
+
+
 def test_compaction_keeps_later_updates_and_numbering(log: UpdateLog) -> None:
     for i in range(5):
         log.append("p", bytes([i]), "u")
