@@ -54,6 +54,7 @@ from sync.materializer import Committed
 from sync.workspace import ProjectLocks
 from tasks import bench
 from tasks.broker import (
+    AWARENESS_CHANNEL,
     SYNC_CHANNEL,
     BrokerHealth,
     EventPublisher,
@@ -90,8 +91,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     hub.remote = publisher
     # Rooms of one project in several server processes take each other's updates (sync/SPEC.md S1).
     doorbell = EventPublisher(settings.broker_url, hub.origin, SYNC_CHANNEL) if settings.broker_url else None
-    if doorbell is not None:
+    presence = (
+        EventPublisher(settings.broker_url, hub.origin, AWARENESS_CHANNEL) if settings.broker_url else None
+    )
+    if doorbell is not None and presence is not None:
         rooms.on_append = lambda project_id: doorbell({"project_id": project_id})
+        rooms.on_awareness = lambda project_id, payload: presence(
+            {"project_id": project_id, "awareness": base64.b64encode(payload).decode("ascii")}
+        )
+        rooms.on_loaded = lambda project_id: presence({"project_id": project_id, "query": True})
     # Every event this process hears of, its own or relayed: how tasks end goes to the activity, once.
     hub.observers.append(task_activity(studio, hub.publish))
     if settings.bench_tasks:
@@ -197,7 +205,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             relay_events(
                 settings.broker_url, ring, app.state.relay_stop, origin=hub.origin, channel=SYNC_CHANNEL
             )
-        for started in (publisher, doorbell):
+
+            def present(message: dict[str, Any]) -> None:
+                # S2: who is here on another server (or a request to say who is here on this one).
+                project_id = str(message.get("project_id"))
+                with contextlib.suppress(RuntimeError, ValueError):
+                    if message.get("query"):
+                        loop.call_soon_threadsafe(rooms.share_awareness, project_id)
+                    else:
+                        payload = base64.b64decode(str(message.get("awareness", "")), validate=True)
+                        loop.call_soon_threadsafe(rooms.take_awareness, project_id, payload)
+
+            relay_events(settings.broker_url, present, app.state.relay_stop, origin=hub.origin,
+                         channel=AWARENESS_CHANNEL)  # fmt: skip
+        for started in (publisher, doorbell, presence):
             if started is not None:
                 started.start()
         for task_id in waiting:
@@ -232,7 +253,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.to_thread(worker.stop, 5000)
         if getattr(app.state, "relay_stop", None) is not None:
             app.state.relay_stop.set()
-        for started in (publisher, doorbell):
+        for started in (publisher, doorbell, presence):
             if started is not None:
                 started.stop()
         await rooms.close()  # flush every edited document to Git and say goodbye to peers

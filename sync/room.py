@@ -8,7 +8,7 @@ Rules (numbered as in ``sync/SPEC.md``):
 - D3 a refused frame closes only its sender, and leaves the document untouched;
 - A1 awareness is relayed to every other peer and cleared when its owner leaves or goes quiet;
 - S1 updates other server processes appended to the shared log reach this room's peers
-  (:meth:`Room.catch_up`).
+  (:meth:`Room.catch_up`); S2 so do their peers' awareness states (:meth:`Room.take_awareness`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Peer:
 class AwarenessEntry:
     clock: int
     state: str
-    owner: Peer
+    owner: Peer | None  # None: a peer of another server process (S2)
     seen: float
 
 
@@ -180,6 +180,8 @@ class Room:
         # processes (its own appends are in the doc already; S1).
         self.seen_seq = 0
         self._catching_up = False
+        # Hears the awareness changes of this process's peers, for the other processes (S2).
+        self.on_awareness: Callable[[bytes], None] = lambda payload: None
 
     def _watch_keys(self) -> list[Any]:
         subs: list[Any] = []
@@ -459,14 +461,47 @@ class Room:
                 self.awareness[client_id] = AwarenessEntry(clock, state, peer, now)
             kept.append((client_id, clock, state))
         if kept:
-            self.broadcast(protocol.awareness(protocol.encode_awareness(kept)), exclude=peer)
+            payload = protocol.encode_awareness(kept)
+            self.broadcast(protocol.awareness(payload), exclude=peer)
+            self.on_awareness(payload)
+
+    def take_awareness(self, payload: bytes) -> None:
+        """S2: awareness states of another server process's peers, relayed to this room's peers and
+        kept (for peers that join later) until cleared, replaced or 30 s old. A client id one of
+        this process's peers speaks for is left to that peer."""
+        now = time.monotonic()
+        kept = []
+        try:
+            entries = protocol.decode_awareness(payload)
+        except ProtocolError:
+            log.warning("remote_awareness_malformed project=%s", self.project_id)
+            return
+        for client_id, clock, state in entries:
+            entry = self.awareness.get(client_id)
+            if entry is not None and entry.owner is not None:
+                continue
+            if state == "null":
+                self.awareness.pop(client_id, None)
+            else:
+                self.awareness[client_id] = AwarenessEntry(clock, state, None, now)
+            kept.append((client_id, clock, state))
+        if kept:
+            self.broadcast(protocol.awareness(protocol.encode_awareness(kept)))
+
+    def local_awareness(self) -> bytes | None:
+        """The awareness states of this process's own peers (for a process that just loaded the
+        room: S2), or None when there are none."""
+        entries = [(cid, e.clock, e.state) for cid, e in self.awareness.items() if e.owner is not None]
+        return protocol.encode_awareness(entries) if entries else None
 
     def _forget_awareness(self, peer: Peer) -> None:
         gone = [(cid, e.clock + 1, "null") for cid, e in self.awareness.items() if e.owner is peer]
         for cid, _, _ in gone:
             del self.awareness[cid]
         if gone:
-            self.broadcast(protocol.awareness(protocol.encode_awareness(gone)))
+            payload = protocol.encode_awareness(gone)
+            self.broadcast(protocol.awareness(payload))
+            self.on_awareness(payload)
 
     def expire_awareness(self, now: float | None = None) -> None:
         """Clear awareness states their owners stopped renewing (y-protocols renews every 15 s)."""

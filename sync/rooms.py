@@ -67,6 +67,10 @@ class Rooms:
         self._sweeper: asyncio.Task[None] | None = None
         # Told after this process appended to a project's log (the other processes catch up).
         self.on_append: Callable[[str], None] = lambda project_id: None
+        # Told of the awareness changes of this process's peers, and of a room loaded here (so
+        # the other processes send the awareness of theirs): S2.
+        self.on_awareness: Callable[[str, bytes], None] = lambda project_id, payload: None
+        self.on_loaded: Callable[[str], None] = lambda project_id: None
 
     async def get(self, project_id: str) -> Room:
         """The room of ``project_id``, loading it if needed (raises KeyError for unknown projects)."""
@@ -80,6 +84,8 @@ class Rooms:
             if room is None:
                 room = await asyncio.to_thread(self._load, project_id)
                 self.rooms[project_id] = room
+                room.on_awareness = lambda payload: self.on_awareness(project_id, payload)
+                self.on_loaded(project_id)
                 if self.updates.marker(project_id, "git") < self.updates.last_seq(project_id):
                     # The log holds edits the repository lacks (the server stopped before it
                     # committed them): commit them now rather than at the next edit.
@@ -120,6 +126,19 @@ class Rooms:
     def _accepted(self, project_id: str) -> None:
         self._touch(project_id)
         self.on_append(project_id)
+
+    def take_awareness(self, project_id: str, payload: bytes) -> None:
+        """S2: awareness of another process's peers, for a room loaded here."""
+        room = self.rooms.get(project_id)
+        if room is not None:
+            room.take_awareness(payload)
+
+    def share_awareness(self, project_id: str) -> None:
+        """S2: another process loaded the project: tell it who is here."""
+        room = self.rooms.get(project_id)
+        payload = room.local_awareness() if room is not None else None
+        if payload is not None:
+            self.on_awareness(project_id, payload)
 
     def catch_up(self, project_id: str) -> None:
         """S1: another process appended to ``project_id``'s log; a loaded room takes it in."""

@@ -85,6 +85,8 @@ class BrokerHealth:
 EVENTS_CHANNEL = "studio:events"
 # "Project X's update log grew": the other server processes' rooms catch up (sync/SPEC.md S1).
 SYNC_CHANNEL = "studio:sync"
+# Awareness of the peers of one server process, for the others (sync/SPEC.md S2).
+AWARENESS_CHANNEL = "studio:awareness"
 PUBLISH_BACKLOG = 10_000  # events a server holds for Redis while it is away; older ones are dropped
 
 

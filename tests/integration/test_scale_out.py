@@ -268,3 +268,30 @@ def test_s1_two_browsers_on_two_servers_edit_one_project_and_converge(pair: Pair
     assert "filesystem" not in git(root, "log", "--format=%an")
     for log in ("server-a.log", "server-b.log"):
         assert "outside_edit_merged" not in (pair.tmp / log).read_text()
+
+
+def test_s2_people_on_two_servers_see_each_other_come_and_go(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    h, _ = account(a, "Ann")
+    token = h["Authorization"][7:]
+    pid = httpx.post(f"{a.url}/api/projects", headers=h, json={"name": "Presence"}).json()["id"]
+
+    def names(client: SyncClient) -> set[str]:
+        return {json.loads(state)["user"]["name"] for state in client.peers.values()}
+
+    async def run() -> None:
+        ann = SyncClient(a.url.replace("http", "ws"), pid, token)
+        await ann.connect()
+        await ann.set_awareness(json.dumps({"user": {"name": "Ann"}}), 1)
+        await asyncio.sleep(0.3)
+        # Ben opens the project on the other server after Ann: he is told who is there already,
+        async with SyncClient(b.url.replace("http", "ws"), pid, token) as ben:
+            assert await eventually(lambda: names(ben) == {"Ann"}, 5), ben.peers
+            # and Ann hears of him,
+            await ben.set_awareness(json.dumps({"user": {"name": "Ben"}, "cursor": [1, 2]}), 1)
+            assert await eventually(lambda: names(ann) == {"Ben"}, 5), ann.peers
+            # and when Ann leaves, Ben sees her go (not 30 s later).
+            await ann.close()
+            assert await eventually(lambda: names(ben) == set(), 3), ben.peers
+
+    asyncio.run(run())
