@@ -1,6 +1,7 @@
-"""Export and import in the gallery: a project exported from its card's selection downloads as a
-file that "Import a project" takes back as a new project; a file that is not an export is
-refused in words."""
+"""The gallery's new-project templates and its export and import: each template previews its story
+arc when pointed at or focused, and choosing one is a click or Enter; a project exported from its
+card's selection downloads as a file that "Import a project" takes back as a new project; a file
+that is not an export is refused in words."""
 
 from __future__ import annotations
 
@@ -77,3 +78,28 @@ def test_an_exported_project_imports_back_as_a_new_one(
     import_file(page, junk)
     expect(page.get_by_role("alert").filter(has_text="neither a git bundle nor a zip")).to_be_visible()
     expect(card).to_have_count(2)
+
+
+def test_each_template_previews_its_arc_on_hover_and_focus(page: Page, studio: LiveServer) -> None:
+    start_as_guest(page, studio)
+    page.get_by_test_id("tutorial-skip").click()
+    chips = page.get_by_test_id("template-chip")
+    arc = page.get_by_test_id("template-arc")
+    expect(arc).to_have_count(0)
+
+    # Pointing at a template shows its arc without choosing it
+    chips.filter(has_text="Save the Cat!").hover()
+    expect(arc).to_contain_text("Act One Thesis 23%")
+    expect(page.get_by_test_id("new-project-template")).to_have_value("blank")
+    chips.filter(has_text="Five-Act Drama").hover()
+    expect(arc).to_contain_text("Act II Rising Action 30%")
+    page.mouse.move(5, 5)
+    expect(arc).to_have_count(0)
+
+    # From the keyboard: focus moves the preview along; Enter chooses
+    chips.filter(has_text="Hero's Journey").focus()
+    expect(arc).to_contain_text("Act II Initiation 50%")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("new-project-template")).to_have_value("heros-journey")
+    expect(chips.filter(has_text="Hero's Journey")).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "template-preview-desktop")
