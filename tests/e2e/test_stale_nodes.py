@@ -125,6 +125,7 @@ def test_a_node_whose_asset_was_replaced_is_marked_and_can_be_kept(page: Page, s
     told = page.get_by_test_id("notice")
     expect(told).to_have_text(re.compile(r"A node is out of date: .* replaced pier\.png\."))
     told.get_by_test_id("notice-show").click()
+    expect(node).to_have_class(re.compile(r"\bselected\b"))  # selected on the canvas too
 
     # Where the inspector says why, with a way to regenerate or keep it
     notice = page.get_by_test_id("stale-notice")
