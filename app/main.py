@@ -68,6 +68,8 @@ from tasks.ledger import LocalLedger
 from tasks.outputs import worker_secret
 from tasks.project_files import LocalProject
 from tasks.reaper import Watchdog
+from tasks.remote import WORKER_HEADER
+from tasks.remote import token_ok as worker_token_ok
 from tasks.runner import Runtime, make_actors, turn_sender
 from tasks.store import TaskStore
 from tasks.webhooks import Webhooks
@@ -312,6 +314,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_user=settings.rate_limit_user,
         rate_ip=settings.rate_limit_ip,
         rate_auth=settings.rate_limit_auth,
+        trusted=lambda headers: worker_token_ok(secret, headers.get(WORKER_HEADER.lower(), "")),
     )
     app.state.events = hub
     app.state.outputs = outputs

@@ -48,7 +48,8 @@ def worker_token(secret: str) -> str:
 
 
 def token_ok(secret: str, token: str) -> bool:
-    return hmac.compare_digest(worker_token(secret), token)
+    """Whether ``token`` is this studio's worker token (constant time; an empty one never is)."""
+    return bool(token) and hmac.compare_digest(worker_token(secret), token)
 
 
 class WorkerRefused(TaskFailed):
@@ -93,7 +94,7 @@ class WorkerClient:
     def check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code < 400:
             return response
-        if response.status_code in (502, 503, 504):
+        if response.status_code in (429, 502, 503, 504):
             raise TransientError(
                 f"The studio at {self.base} is not answering right now ({response.status_code})."
             )

@@ -10,6 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.main import create_app
+from tasks.remote import WORKER_HEADER, worker_token
 from tests.conftest import BASE, Person, make_settings
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
@@ -88,6 +89,19 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
         # Another person is not slowed down by the first one's burst.
         other = {"Authorization": f"Bearer {c.post('/api/auth/guest').json()['token']}"}
         assert c.get("/api/projects", headers=other).status_code == 200
+
+
+def test_the_studios_own_workers_are_never_rate_limited_and_impostors_are(tmp_path: Path) -> None:
+    secret = "a-worker-secret-of-this-studio"
+    settings = make_settings(tmp_path, STUDIO_RATE_LIMIT_IP=5, STUDIO_WORKER_SECRET=secret)
+    with TestClient(create_app(settings), base_url=BASE) as c:
+        # Many GPU workers behind one address report progress many times a second.
+        worker = {WORKER_HEADER: worker_token(secret)}
+        assert {c.get("/api/worker/hello", headers=worker).status_code for _ in range(40)} == {200}
+        impostor = {WORKER_HEADER: worker_token("a-guess-at-the-secret-of-it")}
+        codes = [c.get("/api/worker/hello", headers=impostor).status_code for _ in range(40)]
+        assert set(codes[:10]) == {401}
+        assert 429 in codes
 
 
 def test_sign_in_attempts_are_limited_per_ip(tmp_path: Path) -> None:

@@ -95,6 +95,18 @@ def test_worker_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
     assert "STUDIO_BROKER_URL" in out.stderr
 
 
+def test_worker_elsewhere_without_the_secret_says_what_to_set_and_writes_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_ROOT": str(tmp_path / "workspace"),
+           "STUDIO_BROKER_URL": "redis://127.0.0.1:1/0", "STUDIO_SERVER_URL": "http://studio.invalid:8000"}  # fmt: skip
+    env.pop("STUDIO_WORKER_SECRET", None)
+    out = subprocess.run([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2
+    assert "STUDIO_WORKER_SECRET is not set" in out.stderr
+    assert not (tmp_path / "data").exists()  # a worker keeps nothing on disk
+    assert not (tmp_path / "workspace").exists()
+
+
 def test_bad_settings_stop_the_server_with_a_message(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     env = {**os.environ, "WORKSPACE_ROOT": str(tmp_path / "afile"), "STUDIO_DATA_DIR": str(tmp_path / "d")}

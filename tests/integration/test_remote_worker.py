@@ -190,7 +190,7 @@ def test_diffusion_takes_storyboards_thumbnails_and_exports_run_on_a_worker_with
     buf = io.BytesIO()
     Image.new("RGB", (640, 320), (20, 160, 90)).save(buf, format="PNG")
     asset = httpx.post(f"{url}/api/projects/{pid}/assets", headers=h,
-                       files={"file": ("green.png", buf.getvalue(), "image/png")}).json()  # fmt: skip
+                       files={"file": ("green field é.png", buf.getvalue(), "image/png")}).json()  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         thumbs = [t for t in httpx.get(f"{url}/api/projects/{pid}/tasks", headers=h).json()
@@ -200,6 +200,7 @@ def test_diffusion_takes_storyboards_thumbnails_and_exports_run_on_a_worker_with
         time.sleep(0.1)
     assert thumbs[0]["state"] == "succeeded", thumbs[0]["error"]
     assert thumbs[0]["params"]["asset"] == asset["id"]
+    assert not thumbs[0]["params"]["path"].isascii()  # a name the worker API must quote and unquote
     with Image.open(root / thumbs[0]["outputs"][0]["path"]) as img:
         assert img.size == (320, 160)
         assert img.convert("RGB").getpixel((10, 10)) == (20, 160, 90)
