@@ -386,6 +386,12 @@ def is_js(response: Any) -> bool:
     return "javascript" in ctype or "ecmascript" in ctype or path.endswith((".js", ".mjs"))
 
 
+def wire_bytes(url: str) -> int:
+    """The bytes the server sends for ``url`` to a browser that accepts compression."""
+    with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip, deflate, br"}, timeout=30) as resp:
+        return sum(len(chunk) for chunk in resp.iter_raw())
+
+
 def js_sizes(responses: list[Any]) -> list[dict[str, Any]]:
     """One entry per JavaScript file. A file can answer twice (a modulepreload, then the import
     served from Chromium's memory cache with no bytes on the wire): the network one counts."""
@@ -395,6 +401,10 @@ def js_sizes(responses: list[Any]) -> list[dict[str, Any]]:
             continue
         path = urlsplit(r.url).path
         wire = int(r.request.sizes()["responseBodySize"])
+        if wire == 0 and r.from_service_worker:
+            # The service worker took control during the load and answered this one itself: the
+            # bytes crossed the wire in its own request, which the page does not see.
+            wire = wire_bytes(r.url)
         if path in by_path and by_path[path]["wire"] >= wire:
             continue
         body = r.body()

@@ -57,9 +57,13 @@ class Studio:
 def studio(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Studio]:
     tmp = tmp_path_factory.mktemp("takes")
     redis_url = redis_url.rsplit("/", 1)[0] + "/1"  # a database of its own: no messages of other modules
+    # The test is the GPU worker here: it claims tasks and sends no heartbeats, and some it never
+    # finishes. The watchdog must not hand those back to the queue (after 30 s on a busy machine)
+    # where a later claim of this module would pick one up instead of its own.
     server = start_server(
-        tmp, STUDIO_BROKER_URL=redis_url, STUDIO_SEED_SAMPLES="false", STUDIO_RATE_LIMIT_AUTH="1000"
-    )
+        tmp, STUDIO_BROKER_URL=redis_url, STUDIO_SEED_SAMPLES="false", STUDIO_RATE_LIMIT_AUTH="1000",
+        STUDIO_TASK_STALE_S="3600",
+    )  # fmt: skip
     env = {**os.environ, "STUDIO_BROKER_URL": redis_url, "STUDIO_DATA_DIR": str(server.data_dir),
            "WORKSPACE_ROOT": str(server.workspace), "STUDIO_SERVER_URL": server.url}  # fmt: skip
     worker = subprocess.Popen(
