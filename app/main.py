@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     if doorbell is not None and presence is not None:
         rooms.on_append = lambda project_id: doorbell({"project_id": project_id})
+        rooms.on_evict = lambda project_id: doorbell({"project_id": project_id, "evicted": True})
         rooms.on_awareness = lambda project_id, payload: presence(
             {"project_id": project_id, "awareness": base64.b64encode(payload).decode("ascii")}
         )
@@ -201,8 +202,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             loop = asyncio.get_running_loop()
 
             def ring(message: dict[str, Any]) -> None:
+                project_id = str(message.get("project_id"))
                 with contextlib.suppress(RuntimeError):  # the loop is shutting down
-                    loop.call_soon_threadsafe(rooms.catch_up, str(message.get("project_id")))
+                    if message.get("evicted"):  # trashed through another server: close our peers
+                        asyncio.run_coroutine_threadsafe(rooms.drop(project_id), loop)
+                    else:
+                        loop.call_soon_threadsafe(rooms.catch_up, project_id)
 
             relay_events(
                 settings.broker_url, ring, app.state.relay_stop, origin=hub.origin, channel=SYNC_CHANNEL

@@ -15,6 +15,7 @@ rung by the others through Redis: ``on_append``), and every few seconds while it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -71,6 +72,8 @@ class Rooms:
         # the other processes send the awareness of theirs): S2.
         self.on_awareness: Callable[[str, bytes], None] = lambda project_id, payload: None
         self.on_loaded: Callable[[str], None] = lambda project_id: None
+        # Told when this process trashes a project (the others close their peers of it).
+        self.on_evict: Callable[[str], None] = lambda project_id: None
 
     async def get(self, project_id: str) -> Room:
         """The room of ``project_id``, loading it if needed (raises KeyError for unknown projects)."""
@@ -201,14 +204,32 @@ class Rooms:
     async def evict(
         self, project_id: str, code: int = 4404, reason: str = "the project was moved to the trash"
     ) -> None:
-        """Commit what the room holds, close its peers with ``code`` and forget it (a trashed project)."""
+        """Commit what the room holds, close its peers with ``code`` and forget it (a trashed project);
+        the other server processes close theirs (``on_evict``, :meth:`drop`)."""
+        self.on_evict(project_id)
+        if project_id not in self.rooms and self.updates.marker(project_id, "git") < self.updates.last_seq(
+            project_id
+        ):
+            # Edits another server process took are in the log, not yet in Git: commit them here.
+            with contextlib.suppress(KeyError):
+                await self.get(project_id)
+        await self.drop(project_id, code, reason, commit=True)
+
+    async def drop(
+        self, project_id: str, code: int = 4404, reason: str = "the project was moved to the trash",
+        *, commit: bool = False,
+    ) -> None:  # fmt: skip
+        """Close the room's peers with ``code`` and forget it; with ``commit``, commit what it holds
+        first. Without: another server process trashed the project, after committing the log (its
+        room caught up before), and may be moving its folder now: nothing is written here (R4, S1)."""
         dirty = self._dirty.pop(project_id, None)
         if dirty is not None and dirty.task is not None:
             dirty.task.cancel()
         room = self.rooms.get(project_id)
         if room is None:
             return
-        await self.flush(project_id)
+        if commit:
+            await self.flush(project_id)
         await room.close_all(code, reason)
         self.rooms.pop(project_id, None)
         self._loading.pop(project_id, None)

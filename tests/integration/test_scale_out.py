@@ -295,3 +295,34 @@ def test_s2_people_on_two_servers_see_each_other_come_and_go(pair: Pair) -> None
             assert await eventually(lambda: names(ben) == set(), 3), ben.peers
 
     asyncio.run(run())
+
+
+def test_r4_a_project_trashed_through_one_server_closes_its_peers_on_the_other(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    h, _ = account(a, "Tess")
+    token = h["Authorization"][7:]
+    project = httpx.post(f"{a.url}/api/projects", headers=h, json={"name": "Short Lived"}).json()
+    pid = project["id"]
+
+    async def run() -> int | None:
+        async with SyncClient(b.url.replace("http", "ws"), pid, token) as on_b:
+            set_path(on_b.doc, ["story", "logline"], "before the trash")
+            await on_b.flushed()
+            async with httpx.AsyncClient(headers=h) as api:
+                r = await api.delete(f"{a.url}/api/projects/{pid}")
+            assert r.status_code == 204, r.text
+            assert await eventually(lambda: on_b.closed is not None, 5), "the peer on B was left open"
+            closed = on_b.closed
+            return closed.code if closed is not None else None
+
+    assert asyncio.run(run()) == 4404
+    # Nothing was written back into the old folder by B after the project moved to the trash,
+    assert not (pair.tmp / "workspace" / project["path"]).exists()
+    # and the edit made through B just before is committed in the trashed repository.
+    row = (
+        Index(a.data_dir / "studio.db")
+        .db.execute("SELECT trash_path FROM projects WHERE id = ?", [pid])
+        .fetchone()
+    )
+    trashed = pair.tmp / "workspace" / row[0]
+    assert "before the trash" in git(trashed, "show", "HEAD:02_Source_Creative/story.json")
