@@ -28,7 +28,6 @@ from app.activity import record_activity
 from app.deps import Services, project_path, require_editor, require_member, require_user
 from app.media import file_response
 from app.problems import Problem
-from app.projects.access import project_for
 from app.stale import AssetChanges
 from app.studio import now_iso
 from sync.docmodel import read_entry, read_root, set_path
@@ -160,7 +159,7 @@ class AssetController(Controller):
 
     @get("/")
     async def list_assets(
-        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
+        self, project_id: FromPath[UUID], svc: NamedDependency[Services]
     ) -> list[dict[str, Any]]:
         room = await svc.rooms.get(str(project_id))
         return sorted(read_root(room.doc, "assets").values(), key=lambda a: a.get("created", ""))
@@ -171,11 +170,10 @@ class AssetController(Controller):
         request: Request[Any, Any, Any],
         project_id: FromPath[UUID],
         asset_id: FromPath[str],
-        user: NamedDependency[User],
         svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The asset's bytes; honours single-range requests (``Range: bytes=a-b``) for video players."""
-        root, asset = await live_entry(svc, user, str(project_id), "assets", asset_id)
+        root, asset = await live_entry(request, svc, str(project_id), "assets", asset_id)
         path = file_within(root, asset["path"]) if asset else None
         if asset is None or path is None:
             raise Problem(404, "There is no such asset in this project.")
@@ -187,11 +185,10 @@ class AssetController(Controller):
         request: Request[Any, Any, Any],
         project_id: FromPath[UUID],
         asset_id: FromPath[str],
-        user: NamedDependency[User],
         svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The asset's preview (PNG), once ``asset.thumbnail.ready`` has been announced."""
-        root, asset = await live_entry(svc, user, str(project_id), "assets", asset_id)
+        root, asset = await live_entry(request, svc, str(project_id), "assets", asset_id)
         path = file_within(root, thumbnail_path(asset["path"], THUMBNAIL_SIZE)) if asset else None
         if path is None:
             raise Problem(404, "This asset has no thumbnail (yet).")
@@ -202,14 +199,13 @@ class AssetController(Controller):
 
 
 async def live_entry(
-    svc: Services, user: User, project_id: str, name: str, key: str
+    request: Request[Any, Any, Any], svc: Services, project_id: str, name: str, key: str
 ) -> tuple[Path, dict[str, Any] | None]:
-    """For a member: the project's folder and one entry of a top-level map of its live document
-    (``assets``, ``takes``), or None when there is no such entry."""
-    _, rel = project_for(svc.studio.index, user, project_id)
+    """Behind :func:`require_member`: the project's folder and one entry of a top-level map of
+    its live document (``assets``, ``takes``), or None when there is no such entry."""
     room = await svc.rooms.get(project_id)
     entry = read_entry(room.doc, name, key)
-    return svc.projects.root(rel), entry if isinstance(entry, dict) else None
+    return svc.projects.root(project_path(request)), entry if isinstance(entry, dict) else None
 
 
 def file_within(root: Path, rel: str) -> Path | None:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from app.settings import Settings, SettingsError, load_settings
-from tasks.outputs import SECRET_FILE
+from tasks.outputs import SECRET_FILE, stored_worker_secret
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,11 +122,7 @@ def _worker_secret(settings: Settings) -> str | None:
     keeps in its data folder."""
     if settings.worker_secret:
         return settings.worker_secret.get_secret_value()
-    path = settings.data_dir / SECRET_FILE
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+    return stored_worker_secret(settings.data_dir)
 
 
 def _new_project(args: argparse.Namespace) -> int:

@@ -68,8 +68,7 @@ from tasks.ledger import LocalLedger
 from tasks.outputs import worker_secret
 from tasks.project_files import LocalProject
 from tasks.reaper import Watchdog
-from tasks.remote import WORKER_HEADER
-from tasks.remote import token_ok as worker_token_ok
+from tasks.remote import WORKER_HEADER, WorkerToken
 from tasks.runner import Runtime, make_actors, turn_sender
 from tasks.store import TaskStore
 from tasks.webhooks import Webhooks
@@ -122,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     secret = worker_secret(
         settings.data_dir, settings.worker_secret.get_secret_value() if settings.worker_secret else None
     )
+    worker_token = WorkerToken(secret)
     outputs = Outputs(studio, rooms, task_store, hub.publish, secret)
     asset_changes = AssetChanges(studio, rooms, hub.publish)
     # One ledger of task state for this process's workers and, through the worker API, for
@@ -319,10 +319,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_user=settings.rate_limit_user,
         rate_ip=settings.rate_limit_ip,
         rate_auth=settings.rate_limit_auth,
-        trusted=lambda headers: worker_token_ok(secret, headers.get(WORKER_HEADER.lower(), "")),
+        trusted=lambda headers: worker_token.accepts(headers.get(WORKER_HEADER.lower(), "")),
     )
     app.state.events = hub
     app.state.outputs = outputs
+    app.state.worker_token = worker_token
     app.state.asset_changes = asset_changes
     asset_changes.on_edited = lambda pid, asset: queue_thumbnail(app.state, task_store, pid, asset, None)
     app.state.publish_task = publish

@@ -11,7 +11,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
-from app.accounts.service import User
 from app.assets import file_within, live_entry
 from app.deps import Services, require_member, require_user
 from app.media import file_response
@@ -28,7 +27,7 @@ class TakeController(Controller):
 
     @get("/")
     async def list_takes(
-        self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services], canvas: FromQuery[str | None] = None, node: FromQuery[str | None] = None,
+        self, project_id: FromPath[UUID], svc: NamedDependency[Services], canvas: FromQuery[str | None] = None, node: FromQuery[str | None] = None,
         scene: FromQuery[str | None] = None, shot: FromQuery[str | None] = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         """The project's takes, newest first; ``?canvas=&node=`` or ``?scene=&shot=`` narrow them."""
@@ -48,11 +47,10 @@ class TakeController(Controller):
         request: Request[Any, Any, Any],
         project_id: FromPath[UUID],
         take_id: FromPath[str],
-        user: NamedDependency[User],
         svc: NamedDependency[Services],
     ) -> Response[Any]:
         """The take's file; ``Range: bytes=a-b`` for seeking in video, ``If-None-Match`` for caches."""
-        root, take = await live_entry(svc, user, str(project_id), "takes", take_id)
+        root, take = await live_entry(request, svc, str(project_id), "takes", take_id)
         path = file_within(root, take["path"]) if take and take.get("path") else None
         if take is None or path is None:
             raise Problem(404, "There is no such take in this project.", slug="take-not-found")

@@ -36,8 +36,7 @@ from app.problems import Problem
 from sync.workspace import tree_files
 from tasks.ledger import LocalLedger
 from tasks.project_files import LocalProject, safe_rel, tar_stream
-from tasks.remote import WORKER_HEADER, token_ok
-from tasks.store import FINISHED
+from tasks.remote import WORKER_HEADER
 
 MAX_PREVIEW_BYTES = 1 << 20
 
@@ -45,7 +44,7 @@ MAX_PREVIEW_BYTES = 1 << 20
 async def require_worker(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: the worker token, checked before any of the body is read."""
     token = connection.headers.get(WORKER_HEADER.lower(), "")
-    if not token or not token_ok(connection.app.state.outputs.secret, token):
+    if not connection.app.state.worker_token.accepts(token):
         raise Problem(401, f"This route is for studio workers: send '{WORKER_HEADER}: <token>', the token "
                       "derived from STUDIO_WORKER_SECRET (tasks/remote.py). The worker's STUDIO_WORKER_SECRET "
                       "must be the server's.", slug="worker-not-recognised")  # fmt: skip
@@ -94,11 +93,22 @@ def _ledger(request: Request[Any, Any, Any]) -> LocalLedger:
     return ledger
 
 
+def _no_task(task_id: str) -> Problem:
+    return Problem(404, f"There is no task {task_id}.", slug="task-not-found")
+
+
 def _task(svc: Services, task_id: str) -> dict[str, Any]:
     task = svc.tasks.get(task_id)
     if task is None:
-        raise Problem(404, f"There is no task {task_id}.", slug="task-not-found")
+        raise _no_task(task_id)
     return task
+
+
+def _ended(svc: Services, task_id: str, ended: bool) -> dict[str, bool]:
+    """The answer to an attempt's end: a task that is not there is a 404, not ``ended: false``."""
+    if not ended and not svc.tasks.exists(task_id):
+        raise _no_task(task_id)
+    return {"ended": ended}
 
 
 def _running_project(svc: Services, task_id: str) -> LocalProject:
@@ -147,9 +157,10 @@ class WorkerController(Controller):
           summary="How far the task is (0..1); announced as task.progress")  # fmt: skip
     def progress(self, request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[ProgressIn],
                  svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
-        _task(svc, task_id)
-        _ledger(request).progress(task_id, data.progress, True)
-        return {"cancel_requested": svc.tasks.cancel_requested(task_id)}
+        task = _ledger(request).progress(task_id, data.progress, True)
+        if task is None:
+            raise _no_task(task_id)
+        return {"cancel_requested": task["cancel_requested"]}
 
     @post("/tasks/{task_id:str}/preview", status_code=HTTP_200_OK,
           summary="The task's latest low-resolution preview (the body: a PNG); announced as task.preview")  # fmt: skip
@@ -158,27 +169,27 @@ class WorkerController(Controller):
         png = await request.body()
         if not png.startswith(b"\x89PNG") or len(png) > MAX_PREVIEW_BYTES:
             raise Problem(422, f"Send the preview as the body, a PNG of at most {MAX_PREVIEW_BYTES} bytes.")
-        _task(svc, task_id)
-        await asyncio.to_thread(_ledger(request).preview, task_id, png)
-        return {"cancel_requested": svc.tasks.cancel_requested(task_id)}
+        task = await asyncio.to_thread(_ledger(request).preview, task_id, png)
+        if task is None:  # not running any more (then its cancel, if any, is decided), or none at all
+            return {"cancel_requested": _task(svc, task_id)["cancel_requested"]}
+        return {"cancel_requested": task["cancel_requested"]}
 
     @post("/tasks/{task_id:str}/finish", status_code=HTTP_200_OK, sync_to_thread=True,
           summary="How an attempt ended; ended=false when it was given up for dead meanwhile")  # fmt: skip
     def finish(self, request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[FinishIn],
                svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
-        assert data.state in FINISHED
-        _task(svc, task_id)
         ended = _ledger(request).finish(
             task_id, data.attempt, data.state, error=data.error, outputs=data.outputs
         )
-        return {"ended": ended}
+        return _ended(svc, task_id, ended)
 
     @post("/tasks/{task_id:str}/retry", status_code=HTTP_200_OK, sync_to_thread=True,
           summary="A transient failure: the task goes back to its queue for another attempt later")  # fmt: skip
     def retry(self, request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[RetryIn],
               svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
-        _task(svc, task_id)
-        return {"ended": _ledger(request).retry_later(task_id, data.attempt, data.delay_s, data.error)}
+        return _ended(
+            svc, task_id, _ledger(request).retry_later(task_id, data.attempt, data.delay_s, data.error)
+        )
 
     @get("/tasks/{task_id:str}/state", sync_to_thread=True, summary="The project document of a running task")
     def state(self, task_id: FromPath[str], svc: NamedDependency[Services]) -> dict[str, Any]:

@@ -315,7 +315,8 @@ class Room:
         if silent:
             self._report_lost_writes(update, silent, peer.who.user_id)
         for change in changes:
-            self.updates.append(self.project_id, change, peer.who.user_id)  # D1: durable first
+            seq = self.updates.append(self.project_id, change, peer.who.user_id)  # D1: durable first
+            self._appended(seq)
             self.broadcast(protocol.sync_update(change), exclude=peer)
         self.last_active = time.monotonic()
         self.on_update(peer.who.user_id)
@@ -330,16 +331,23 @@ class Room:
             self._writer = ""
         changes, self._captured = self._captured, []
         for change in changes:
-            self.updates.append(self.project_id, change, user_id)
+            self._appended(self.updates.append(self.project_id, change, user_id))
             self.broadcast(protocol.sync_update(change))
         if changes:
             self.on_update(user_id)
         return bool(changes)
 
+    def _appended(self, seq: int) -> None:
+        # Nobody else wrote in between: the room has seen the log up to its own append, so the
+        # next catch-up does not read it back (S1).
+        if seq == self.seen_seq + 1:
+            self.seen_seq = seq
+
     def catch_up(self) -> int:
         """S1: integrate what other server processes appended to the shared log since this room
         last looked, and broadcast it to this room's peers (nothing is appended: it is in the log
-        already). Its own appends come back too and change nothing. Returns how many updates
+        already). Its own appends come back only when another process wrote in between, and then
+        change nothing. Returns how many updates
         changed the doc."""
         project_id = self.project_id
         if self.updates.snapshot_seq(project_id) > self.seen_seq:

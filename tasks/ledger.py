@@ -47,12 +47,14 @@ class Ledger(Protocol):
         never started) and announce it running; the task, or None when nothing waits."""
         ...
 
-    def progress(self, task_id: str, fraction: float, announce: bool) -> None:
-        """Record how far the task is (0..1); ``announce`` also sends ``task.progress``."""
+    def progress(self, task_id: str, fraction: float, announce: bool) -> object:
+        """Record how far the task is (0..1); ``announce`` also sends ``task.progress``. (What it
+        returns is for the server's worker API; the runner ignores it.)"""
         ...
 
-    def preview(self, task_id: str, png: bytes) -> None:
-        """Keep ``png`` as the task's latest preview and send ``task.preview``."""
+    def preview(self, task_id: str, png: bytes) -> object:
+        """Keep ``png`` as the task's latest preview and send ``task.preview`` (return: as for
+        :meth:`progress`)."""
         ...
 
     def cancel_requested(self, task_id: str) -> bool:
@@ -85,20 +87,24 @@ class LocalLedger:
         self.send_turn = send_turn
 
     def claim(self, queue: str, worker: str) -> dict[str, Any] | None:
-        task_id = self.store.claim_next(queue, worker)
-        task = self.store.get(task_id) if task_id is not None else None
+        task = self.store.claim(queue, worker)
         if task is not None:
             self.publish(event("running", task))
         return task
 
-    def progress(self, task_id: str, fraction: float, announce: bool) -> None:
-        self.store.update(task_id, progress=max(0.0, min(1.0, fraction)))
-        if announce and (current := self.store.get(task_id)) is not None:
-            self.publish(event("progress", current))
+    def progress(self, task_id: str, fraction: float, announce: bool) -> dict[str, Any] | None:
+        """… and returns the task (None: there is none)."""
+        task = self.store.set_progress(task_id, fraction)
+        if announce and task is not None:
+            self.publish(event("progress", task))
+        return task
 
-    def preview(self, task_id: str, png: bytes) -> None:
-        if self.store.set_preview(task_id, png) and (current := self.store.get(task_id)) is not None:
-            self.publish({**event("preview", current), "preview": preview_url(png)})
+    def preview(self, task_id: str, png: bytes) -> dict[str, Any] | None:
+        """… and returns the task (None: it is not running)."""
+        task = self.store.set_preview(task_id, png)
+        if task is not None:
+            self.publish({**event("preview", task), "preview": preview_url(png)})
+        return task
 
     def cancel_requested(self, task_id: str) -> bool:
         return self.store.cancel_requested(task_id)
@@ -108,21 +114,19 @@ class LocalLedger:
 
     def finish(self, task_id: str, attempt: int, state: str, *, error: str | None = None,
                outputs: list[dict[str, Any]] | None = None) -> bool:  # fmt: skip
-        if not self.store.finish(task_id, state, error=error, outputs=outputs, attempt=attempt):
+        final = self.store.finish(task_id, state, error=error, outputs=outputs, attempt=attempt)
+        if final is None:
             return False
-        final = self.store.get(task_id)
-        if final is not None:
-            self.publish(event(final["state"], final))
+        self.publish(event(final["state"], final))
         return True
 
     def retry_later(self, task_id: str, attempt: int, delay_s: float, error: str) -> bool:
-        if not self.store.retry_later(task_id, attempt, delay_s, error):
+        final = self.store.retry_later(task_id, attempt, delay_s, error)
+        if final is None:
             return False
-        final = self.store.get(task_id)
-        if final is not None:
-            self.publish(event("retrying", final))
-            try:
-                self.send_turn(final["queue"], delay_s)
-            except Exception as exc:  # the watchdog sends it a turn once the broker answers again
-                log.warning("retry_turn_not_sent task=%s error=%r", task_id, exc)
+        self.publish(event("retrying", final))
+        try:
+            self.send_turn(final["queue"], delay_s)
+        except Exception as exc:  # the watchdog sends it a turn once the broker answers again
+            log.warning("retry_turn_not_sent task=%s error=%r", task_id, exc)
         return True

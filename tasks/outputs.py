@@ -110,6 +110,14 @@ def worker_secret(data_dir: Path, configured: str | None) -> str:
     return path.read_text().strip()
 
 
+def stored_worker_secret(data_dir: Path) -> str | None:
+    """The secret a server keeps in ``data_dir`` (see :func:`worker_secret`), if it can be read."""
+    try:
+        return (data_dir / SECRET_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def http_delivery(server_url: str, secret: str) -> Delivery:
     """Hand outputs back by POSTing them to ``{server_url}/api/tasks/{id}/outputs`` (multipart:
     a ``manifest`` JSON field, then the files ``file0``, ``file1`` … in its order)."""
@@ -132,21 +140,22 @@ def http_delivery(server_url: str, secret: str) -> Delivery:
                 f"({type(exc).__name__}); check STUDIO_SERVER_URL on the worker."
             ) from None
         if r.status_code == 409:
-            raise DeliveryRefused(_detail(r), cancelled=True)
+            raise DeliveryRefused(problem_detail(r), cancelled=True)
         if r.status_code == 401:
             raise DeliveryRefused(
                 "The studio refused the worker's results: STUDIO_WORKER_SECRET differs between the "
                 "worker and the server."
             )
         if r.status_code >= 400:
-            raise DeliveryRefused(f"The studio refused the results: {_detail(r)}")
+            raise DeliveryRefused(f"The studio refused the results: {problem_detail(r)}")
         stored: list[dict[str, Any]] = r.json()["outputs"]
         return stored
 
     return deliver
 
 
-def _detail(response: httpx.Response) -> str:
+def problem_detail(response: httpx.Response) -> str:
+    """The ``detail`` of a problem answer, else the start of its text."""
     try:
         return str(response.json().get("detail") or response.text)
     except ValueError:

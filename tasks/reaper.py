@@ -66,25 +66,23 @@ class Watchdog:
         who = task.get("worker") or "its worker"
         reason = f"The worker stopped responding ({who} was silent for more than {policy.stale_s:g} s)."
         if task["cancel_requested"]:
-            if store.finish(task["id"], "cancelled", error="Cancelled.", attempt=attempt):
-                self._announce("cancelled", task["id"])
+            if ended := store.finish(task["id"], "cancelled", error="Cancelled.", attempt=attempt):
+                self._announce("cancelled", ended)
                 return "cancelled"
         elif attempt < policy.max_attempts:
             delay = policy.backoff(attempt)
             error = f"{reason} It will be tried again in {delay:g} s (attempt {attempt} of {policy.max_attempts} failed)."
-            if store.retry_later(task["id"], attempt, delay, error):
-                self._announce("retrying", task["id"])
+            if ended := store.retry_later(task["id"], attempt, delay, error):
+                self._announce("retrying", ended)
                 self.send_turn(task["queue"], delay)
                 return "retried"
         else:
             error = f"{reason} Gave up after {attempt} attempts; run it again later."
-            if store.finish(task["id"], "failed", error=error, attempt=attempt):
-                self._announce("failed", task["id"])
+            if ended := store.finish(task["id"], "failed", error=error, attempt=attempt):
+                self._announce("failed", ended)
                 return "failed"
         return None
 
-    def _announce(self, kind: str, task_id: str) -> None:
-        task = self.store.get(task_id)
-        if task is not None:
-            log.warning("task_reaped task=%s outcome=%s", task_id, kind)
-            self.publish({"type": f"task.{kind}", "project_id": task["project_id"], "task": task})
+    def _announce(self, kind: str, task: dict[str, Any]) -> None:
+        log.warning("task_reaped task=%s outcome=%s", task["id"], kind)
+        self.publish({"type": f"task.{kind}", "project_id": task["project_id"], "task": task})

@@ -33,6 +33,7 @@ import httpx
 
 from tasks.failures import TransientError
 from tasks.kinds import TaskFailed
+from tasks.outputs import problem_detail
 from tasks.project_files import Tree, read_tar, safe_rel
 
 log = logging.getLogger("tasks.remote")
@@ -47,9 +48,15 @@ def worker_token(secret: str) -> str:
     return hmac.new(secret.encode(), b"studio-worker-api", hashlib.sha256).hexdigest()
 
 
-def token_ok(secret: str, token: str) -> bool:
-    """Whether ``token`` is this studio's worker token (constant time; an empty one never is)."""
-    return bool(token) and hmac.compare_digest(worker_token(secret), token)
+class WorkerToken:
+    """The server's side of :func:`worker_token`: derived once, compared in constant time."""
+
+    def __init__(self, secret: str) -> None:
+        self._expected = worker_token(secret)
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` is this studio's worker token (an empty one never is)."""
+        return bool(token) and hmac.compare_digest(self._expected, token)
 
 
 class WorkerRefused(TaskFailed):
@@ -117,13 +124,6 @@ class WorkerClient:
     def ping(self) -> None:
         """Raises unless the server answers and accepts this worker's secret."""
         self.request("GET", "/api/worker/hello", timeout=5.0)
-
-
-def problem_detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("detail") or response.text)
-    except ValueError:
-        return response.text[:300]
 
 
 class RemoteLedger:

@@ -110,9 +110,12 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
             last[0] = now
         ledger.progress(task_id, fraction, announce)
 
+    def preview(png: bytes) -> None:
+        ledger.preview(task_id, png)
+
     ctx = Context(task_id, project or LocalProject(Path("/nonexistent")), runtime.models_dir, progress,
                   lambda: ledger.cancel_requested(task_id), attempt=attempt,
-                  preview=lambda png: ledger.preview(task_id, png))  # fmt: skip
+                  preview=preview)  # fmt: skip
     try:
         if project is None:
             raise TaskFailed("The project of this task no longer exists (it was deleted).")

@@ -23,6 +23,7 @@ COLUMNS = (
     "attempts, cancel_requested, size_key, created_at, started_at, finished_at, duration_s, retry_at, "
     "heartbeat_at, worker, preview_at"
 )
+_KEYS = [c.strip() for c in COLUMNS.split(",")]
 
 
 def now_iso() -> str:
@@ -52,8 +53,7 @@ class TaskStore:
         return self._public(row) if row else None
 
     def _public(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        keys = [c.strip() for c in COLUMNS.split(",")]
-        task = dict(zip(keys, row, strict=True))
+        task = dict(zip(_KEYS, row, strict=True))
         task["params"] = json.loads(task["params"])
         task["outputs"] = json.loads(task["outputs"])
         task["cancel_requested"] = bool(task["cancel_requested"])
@@ -66,14 +66,27 @@ class TaskStore:
         )
         return task
 
-    def set_preview(self, task_id: str, png: bytes) -> bool:
-        """Keep ``png`` as the latest preview of the running task ``task_id``; False when it is
-        not running (any more)."""
-        row = self.index.db.execute(
-            "UPDATE tasks SET preview = ?, preview_at = ? WHERE id = ? AND state = 'running' RETURNING id",
+    def _returning(self, sql: str, args: list[Any]) -> dict[str, Any] | None:
+        """The task a write (``UPDATE … RETURNING {COLUMNS}``) changed, None when it changed none."""
+        row = self.index.db.execute(sql + f" RETURNING {COLUMNS}", args).fetchone()
+        return self._public(row) if row else None
+
+    def exists(self, task_id: str) -> bool:
+        return self.index.db.execute("SELECT 1 FROM tasks WHERE id = ?", [task_id]).fetchone() is not None
+
+    def set_preview(self, task_id: str, png: bytes) -> dict[str, Any] | None:
+        """Keep ``png`` as the latest preview of the running task ``task_id``; the task, or None
+        when it is not running (any more)."""
+        return self._returning(
+            "UPDATE tasks SET preview = ?, preview_at = ? WHERE id = ? AND state = 'running'",
             [png, now_iso(), task_id],
-        ).fetchone()
-        return row is not None
+        )
+
+    def set_progress(self, task_id: str, fraction: float) -> dict[str, Any] | None:
+        """Record how far the task is (clamped to 0..1); the task, or None when there is none."""
+        return self._returning(
+            "UPDATE tasks SET progress = ? WHERE id = ?", [max(0.0, min(1.0, fraction)), task_id]
+        )
 
     def preview(self, task_id: str) -> bytes | None:
         """The latest preview (PNG) of ``task_id``, if it sent one."""
@@ -160,21 +173,25 @@ class TaskStore:
         self.index.db.execute(f"UPDATE tasks SET {sets} WHERE id = ?", [*fields.values(), task_id])  # noqa: S608
 
     def claim_next(self, queue: str, worker: str = "") -> str | None:
-        """Mark the next task of ``queue`` running (highest priority, then oldest); its id, or None.
+        """The id of the task :meth:`claim` started, or None."""
+        task = self.claim(queue, worker)
+        return str(task["id"]) if task is not None else None
+
+    def claim(self, queue: str, worker: str = "") -> dict[str, Any] | None:
+        """Mark the next task of ``queue`` running (highest priority, then oldest); the task, or None.
 
         Messages carry no task id: each is one turn of work for its queue, so priorities and queue
         positions are exact whatever order the broker delivers in, and a cancelled task is
         simply never claimed. A task waiting for its next attempt (``retry_at``) is skipped until
         then. ``worker`` names who runs it, for the message if that worker goes silent."""
         now = now_iso()
-        row = self.index.db.execute(
+        return self._returning(
             "UPDATE tasks SET state = 'running', started_at = ?, heartbeat_at = ?, worker = ?, retry_at = NULL, "
             "  progress = 0, attempts = attempts + 1 WHERE id = ("
             "  SELECT id FROM tasks WHERE state = 'queued' AND queue = ? AND cancel_requested = 0 "
-            "  AND (retry_at IS NULL OR retry_at <= ?) ORDER BY priority DESC, created_at LIMIT 1) RETURNING id",
+            "  AND (retry_at IS NULL OR retry_at <= ?) ORDER BY priority DESC, created_at LIMIT 1)",
             [now, now, worker, queue, now],
-        ).fetchone()
-        return str(row[0]) if row else None
+        )
 
     def heartbeat(self, task_ids: list[str]) -> None:
         """The worker running ``task_ids`` is alive (see :meth:`stale`)."""
@@ -185,16 +202,16 @@ class TaskStore:
                 [now_iso(), *task_ids],
             )
 
-    def retry_later(self, task_id: str, attempt: int, delay_s: float, error: str) -> bool:
+    def retry_later(self, task_id: str, attempt: int, delay_s: float, error: str) -> dict[str, Any] | None:
         """Put a running task back in its queue to run again after ``delay_s`` seconds, keeping
-        ``error`` to show meanwhile. Only while attempt ``attempt`` is still the one running."""
+        ``error`` to show meanwhile. Only while attempt ``attempt`` is still the one running: the
+        task, or None."""
         at = (datetime.now(UTC) + timedelta(seconds=delay_s)).isoformat(timespec="microseconds")
-        row = self.index.db.execute(
+        return self._returning(
             "UPDATE tasks SET state = 'queued', retry_at = ?, error = ?, progress = 0, started_at = NULL, "
-            "heartbeat_at = NULL, worker = NULL WHERE id = ? AND state = 'running' AND attempts = ? RETURNING id",
+            "heartbeat_at = NULL, worker = NULL WHERE id = ? AND state = 'running' AND attempts = ?",
             [at, error, task_id, attempt],
-        ).fetchone()
-        return row is not None
+        )
 
     def stale(self, older_than_s: float) -> list[dict[str, Any]]:
         """Running tasks whose worker has not said it is alive for ``older_than_s`` seconds."""
@@ -216,20 +233,31 @@ class TaskStore:
         return int(ready), int(running)
 
     def finish(self, task_id: str, state: str, *, error: str | None = None,
-               outputs: list[dict[str, Any]] | None = None, attempt: int | None = None) -> bool:  # fmt: skip
-        """End the task in ``state``. With ``attempt``, only if that attempt is still the one
-        running (a worker that was given up for dead must not overwrite its successor)."""
-        row = self.index.db.execute(
-            "SELECT started_at, attempts, state FROM tasks WHERE id = ?", [task_id]
-        ).fetchone()
-        if row is None or (attempt is not None and (row[1] != attempt or row[2] != "running")):
-            return False
+               outputs: list[dict[str, Any]] | None = None, attempt: int | None = None) -> dict[str, Any] | None:  # fmt: skip
+        """End the task in ``state``; the task, or None. With ``attempt``, only if that attempt is
+        still the one running (a worker that was given up for dead must not overwrite its
+        successor): the condition is part of the write, so the watchdog cannot slip in between."""
+        row = self.index.db.execute("SELECT started_at FROM tasks WHERE id = ?", [task_id]).fetchone()
+        if row is None:
+            return None
         started = datetime.fromisoformat(row[0]) if row[0] else None
         duration = (datetime.now(UTC) - started).total_seconds() if started else None
-        self.update(task_id, state=state, error=error, outputs=outputs or [], finished_at=now_iso(),
-                    duration_s=duration, heartbeat_at=None, retry_at=None,
-                    **({"progress": 1.0} if state == "succeeded" else {}))  # fmt: skip
-        return True
+        progress = ", progress = 1.0" if state == "succeeded" else ""
+        return self._returning(
+            "UPDATE tasks SET state = ?, error = ?, outputs = ?, finished_at = ?, duration_s = ?, "  # noqa: S608
+            f"heartbeat_at = NULL, retry_at = NULL{progress} WHERE id = ? "
+            "AND (? IS NULL OR (attempts = ? AND state = 'running'))",
+            [
+                state,
+                error,
+                json.dumps(outputs or [], sort_keys=True),
+                now_iso(),
+                duration,
+                task_id,
+                attempt,
+                attempt,
+            ],
+        )
 
     def discard(self, task_id: str) -> None:
         """Forget a task that was never queued (its message could not be sent)."""

@@ -26,10 +26,12 @@ COLLABORATORS = (
     ") c)"
 )
 
+# What an access check reads; a listing (``LISTED_COLUMNS``) names the collaborators as well.
 PROJECT_COLUMNS = (
     "p.id, p.name, p.description, p.template, p.path, p.created_at, p.updated_at, p.archived, "
-    f"p.deleted_at, p.trash_path, m.role, {COLLABORATORS}"
+    "p.deleted_at, p.trash_path, m.role"
 )
+LISTED_COLUMNS = f"{PROJECT_COLUMNS}, {COLLABORATORS}"
 
 
 class Collaborator(TypedDict):
@@ -75,16 +77,20 @@ def row_to_project(row: tuple[Any, ...]) -> dict[str, Any]:
         "deleted_at": row[8],
         "role": row[10],
         "preview_url": f"/api/projects/{row[0]}/preview",
-        "collaborators": json.loads(row[11]) if row[11] else [],
+        # Only a listing's row (LISTED_COLUMNS) has them; an access check's stops at the role.
+        "collaborators": json.loads(row[11]) if len(row) > 11 and row[11] else [],
     }
 
 
 def project_for(
-    index: Index, user: User, project_id: str, need: str = "viewer", *, trashed: bool = False
-) -> tuple[dict[str, Any], str]:
-    """The project and its workspace path (or trash path) if ``user`` holds at least role ``need``."""
+    index: Index, user: User, project_id: str, need: str = "viewer", *, trashed: bool = False,
+    listed: bool = False,
+) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The project and its workspace path (or trash path) if ``user`` holds at least role ``need``;
+    ``listed``: with its collaborators, as a response shows it."""
     row = index.db.execute(
-        f"SELECT {PROJECT_COLUMNS} FROM projects p JOIN members m ON m.project_id = p.id "  # noqa: S608
+        f"SELECT {LISTED_COLUMNS if listed else PROJECT_COLUMNS} "  # noqa: S608
+        "FROM projects p JOIN members m ON m.project_id = p.id "
         "WHERE p.id = ? AND m.user_id = ?",
         [project_id, user.id],
     ).fetchone()

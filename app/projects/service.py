@@ -12,7 +12,7 @@ from typing import Any
 from app.accounts.service import User
 from app.logs import get_logger
 from app.problems import Problem
-from app.projects.access import PROJECT_COLUMNS, RANK, ROLES, project_for, row_to_project
+from app.projects.access import LISTED_COLUMNS, RANK, ROLES, project_for, row_to_project
 from app.studio import Studio, now_iso
 from sync import repo
 from sync.model import (
@@ -122,7 +122,7 @@ class Projects:
         log.info("project_created", project_id=pid, template=tmpl["id"])
         if user is None:
             row = self.index.db.execute(
-                f"SELECT {PROJECT_COLUMNS} FROM projects p LEFT JOIN members m "  # noqa: S608
+                f"SELECT {LISTED_COLUMNS} FROM projects p LEFT JOIN members m "  # noqa: S608
                 "ON 0 WHERE p.id = ?",
                 [pid],
             ).fetchone()
@@ -139,7 +139,7 @@ class Projects:
     # -- read -------------------------------------------------------------------------------------
 
     def get(self, user: User, project_id: str) -> dict[str, Any]:
-        return project_for(self.index, user, project_id)[0]
+        return project_for(self.index, user, project_id, listed=True)[0]
 
     def search(
         self,
@@ -187,7 +187,7 @@ class Projects:
         base = f"FROM projects p JOIN members m ON m.project_id = p.id {join} WHERE {' AND '.join(where)}"
         db = self.index.db
         rows = db.execute(
-            f"SELECT {PROJECT_COLUMNS} {base} ORDER BY {order} LIMIT ? OFFSET ?",
+            f"SELECT {LISTED_COLUMNS} {base} ORDER BY {order} LIMIT ? OFFSET ?",
             [*args, limit, offset],
         ).fetchall()
         # A page that is not full tells the total without a second query.
@@ -266,7 +266,7 @@ class Projects:
 
     def trash(self, user: User) -> list[dict[str, Any]]:
         rows = self.index.db.execute(
-            f"SELECT {PROJECT_COLUMNS} FROM projects p JOIN members m ON m.project_id = p.id "  # noqa: S608
+            f"SELECT {LISTED_COLUMNS} FROM projects p JOIN members m ON m.project_id = p.id "  # noqa: S608
             "WHERE m.user_id = ? AND p.deleted_at IS NOT NULL ORDER BY p.deleted_at DESC",
             [user.id],
         ).fetchall()

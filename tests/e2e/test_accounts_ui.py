@@ -4,26 +4,18 @@ and in again works from the keyboard alone; the screens pass axe-core."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer
 from tests.e2e.studio_helpers import CARD, DESKTOP, PHONE, axe_violations, screenshot, start_as_guest
 
 pytestmark = pytest.mark.e2e
 
 EMAIL = "ines@example.org"
 PASSWORD = "a long enough secret"
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="false")
-    yield server
-    stop_server(server)
 
 
 def fresh_page(browser: Any) -> Page:

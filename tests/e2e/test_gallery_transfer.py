@@ -5,31 +5,16 @@ that is not an export is refused in words."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer, start_server, stop_server
-from tests.e2e.studio_helpers import CARD, DESKTOP, screenshot, start_as_guest
+from tests.conftest import LiveServer
+from tests.e2e.studio_helpers import CARD, screenshot, start_as_guest
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="false")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
-    yield context.new_page()
-    context.close()
+PAGE_OPTIONS = {"bypass_csp": False, "accept_downloads": True}
 
 
 def import_file(page: Page, path: Path) -> None:

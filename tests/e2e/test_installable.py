@@ -31,13 +31,6 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
     stop_server(server)
 
 
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport=DESKTOP, service_workers="allow")
-    yield ctx
-    ctx.close()
-
-
 def test_the_manifest_has_what_installing_needs(studio: tuple[LiveServer, Path]) -> None:
     server, _ = studio
     manifest = httpx.get(f"{server.url}/manifest.webmanifest").json()

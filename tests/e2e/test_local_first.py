@@ -5,14 +5,13 @@ back, projects created offline are created for real (same id), two browsers see 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer
 from tests.e2e.studio_helpers import (
     CARD,
     DESKTOP,
@@ -29,20 +28,7 @@ from tests.e2e.studio_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("local-first"), STUDIO_SEED_SAMPLES="true")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport=DESKTOP, service_workers="allow")
-    yield ctx
-    ctx.close()
+SEED_SAMPLES = True  # the studio gives each new person the sample projects
 
 
 def test_a_sample_project_opens_with_its_canvas_and_is_synced(context: Any, studio: LiveServer) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import io
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,10 +16,9 @@ from playwright.sync_api import Page, expect
 
 from sync.client import SyncClient
 from sync.docmodel import set_path
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer
 from tests.e2e.studio_helpers import (
     CARD,
-    DESKTOP,
     NODE,
     axe_violations,
     open_project,
@@ -31,21 +29,6 @@ from tests.e2e.studio_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="false")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Page]:
-    # bypass_csp: axe-core is injected as an inline script, which the studio's CSP rightly refuses.
-    context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
-    yield context.new_page()
-    context.close()
 
 
 def png(colour: tuple[int, int, int]) -> bytes:

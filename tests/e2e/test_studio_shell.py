@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer, git, start_server, stop_server
+from tests.conftest import LiveServer, git
 
 pytestmark = pytest.mark.e2e
+SEED_SAMPLES = True  # the studio gives each new person the sample projects
 
 SAMPLES = ["Low Tide", "Lost Property"]
 CARD = "[data-testid=project-card]"
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("studio-shell"), STUDIO_SEED_SAMPLES="true")
-    yield server
-    stop_server(server)
 
 
 # -- helpers ----------------------------------------------------------------------------------------

@@ -6,16 +6,14 @@ of each at desktop and phone sizes under tests/artifacts/."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer
 from tests.e2e.studio_helpers import (
     CARD,
-    DESKTOP,
     EDGE,
     NODE,
     PHONE,
@@ -30,21 +28,7 @@ from tests.e2e.studio_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES="true")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Page]:
-    # bypass_csp: axe-core is injected as an inline script, which the studio's CSP rightly refuses.
-    context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
-    yield context.new_page()
-    context.close()
+SEED_SAMPLES = True  # the studio gives each new person the sample projects
 
 
 def connect(page: Page, source: str, target: str, target_handle: str) -> None:

@@ -43,7 +43,13 @@ class Library {
 	templates = $state<Template[]>(readJson<Template[]>(TEMPLATES_KEY, []));
 	templatesError = $state<string | null>(null);
 
-	/** Forgets the list shown (after signing out; the next person's list loads on its own). */
+	/** Signs out (see ``session.signOut``) and forgets the list shown. */
+	async signOut(): Promise<void> {
+		await session.signOut();
+		this.clear();
+	}
+
+	/** Forgets the list shown (after signing out or in; the next person's list loads on its own). */
 	clear(): void {
 		this.items = [];
 		this.total = 0;
