@@ -157,7 +157,7 @@ class WorkerController(Controller):
           summary="How far the task is (0..1); announced as task.progress")  # fmt: skip
     def progress(self, request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[ProgressIn],
                  svc: NamedDependency[Services]) -> dict[str, Any]:  # fmt: skip
-        task = _ledger(request).progress(task_id, data.progress, True)
+        task = _ledger(request).progress(task_id, data.progress)
         if task is None:
             raise _no_task(task_id)
         return {"cancel_requested": task["cancel_requested"]}

@@ -47,8 +47,8 @@ class Ledger(Protocol):
         never started) and announce it running; the task, or None when nothing waits."""
         ...
 
-    def progress(self, task_id: str, fraction: float, announce: bool) -> object:
-        """Record how far the task is (0..1); ``announce`` also sends ``task.progress``. (What it
+    def progress(self, task_id: str, fraction: float) -> object:
+        """Record how far the task is (0..1) and send ``task.progress``. (What it
         returns is for the server's worker API; the runner ignores it.)"""
         ...
 
@@ -92,10 +92,10 @@ class LocalLedger:
             self.publish(event("running", task))
         return task
 
-    def progress(self, task_id: str, fraction: float, announce: bool) -> dict[str, Any] | None:
+    def progress(self, task_id: str, fraction: float) -> dict[str, Any] | None:
         """… and returns the task (None: there is none)."""
         task = self.store.set_progress(task_id, fraction)
-        if announce and task is not None:
+        if task is not None:
             self.publish(event("progress", task))
         return task
 

@@ -149,10 +149,8 @@ class RemoteLedger:
             self._noted(task["id"], False)
         return task
 
-    def progress(self, task_id: str, fraction: float, announce: bool) -> None:
-        # Only the steps that are announced travel: the row holds what clients are shown.
-        if announce:
-            self._informational("progress", task_id, json={"progress": fraction})
+    def progress(self, task_id: str, fraction: float) -> None:
+        self._informational("progress", task_id, json={"progress": fraction})
 
     def preview(self, task_id: str, png: bytes) -> None:
         self._informational("preview", task_id, content=png, headers={"Content-Type": "image/png"})

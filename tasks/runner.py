@@ -32,6 +32,7 @@ __all__ = ["Heartbeats", "Runtime", "event", "execute_next", "make_actors", "pre
 
 log = logging.getLogger("tasks.runner")
 PROGRESS_EVERY_S = 0.05
+CANCEL_CHECK_S = 0.02
 
 
 @dataclass
@@ -97,6 +98,20 @@ def execute_next(runtime: Runtime, queue: str) -> str | None:
     return str(task["id"])
 
 
+def _asked_now_and_then(ask: Callable[[], bool]) -> Callable[[], bool]:
+    """``ask``, put at most every CANCEL_CHECK_S: generators check for a cancel before every
+    block of a step, far more often than a person can notice; once yes, always yes."""
+    known, at = [False], [-CANCEL_CHECK_S]
+
+    def cancelled() -> bool:
+        now = time.monotonic()
+        if not known[0] and now - at[0] >= CANCEL_CHECK_S:
+            known[0], at[0] = ask(), now
+        return known[0]
+
+    return cancelled
+
+
 def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
     ledger, task_id = runtime.ledger, task["id"]
     kind = KINDS.get(task["kind"])
@@ -104,17 +119,18 @@ def _attempt(runtime: Runtime, task: dict[str, Any], attempt: int) -> None:
     last = [0.0]
 
     def progress(fraction: float) -> None:
+        # Steps closer together than PROGRESS_EVERY_S are neither stored nor sent: on a fast GPU
+        # a step is a few milliseconds of Python, and a row write each step would slow it.
         now = time.monotonic()
-        announce = now - last[0] >= PROGRESS_EVERY_S or fraction >= 1.0
-        if announce:
+        if now - last[0] >= PROGRESS_EVERY_S or fraction >= 1.0:
             last[0] = now
-        ledger.progress(task_id, fraction, announce)
+            ledger.progress(task_id, fraction)
 
     def preview(png: bytes) -> None:
         ledger.preview(task_id, png)
 
     ctx = Context(task_id, project or LocalProject(Path("/nonexistent")), runtime.models_dir, progress,
-                  lambda: ledger.cancel_requested(task_id), attempt=attempt,
+                  _asked_now_and_then(lambda: ledger.cancel_requested(task_id)), attempt=attempt,
                   preview=preview)  # fmt: skip
     try:
         if project is None:
