@@ -7,6 +7,8 @@ import {
 	deleteElements,
 	listCanvases,
 	moveNodes,
+	nodesTouched,
+	onlyMoves,
 	openCanvasId,
 	readEdges,
 	readNodes,
@@ -149,5 +151,56 @@ describe('stale marks', () => {
 		expect(updates).toHaveLength(1);
 		Y.applyUpdate(server, updates[0]!);
 		expect(readNodes(server, 'main')[0]!.stale).toBeNull();
+	});
+});
+
+describe('what a change touched', () => {
+	/** What an observeDeep on `canvases` makes of one edit (Yjs events are read in the handler). */
+	function eventsOf(doc: Y.Doc, edit: () => void) {
+		let seen = { touched: (_canvas: string): Set<string> | null => new Set(), moves: true };
+		const observer = (events: Y.YEvent<Y.AbstractType<unknown>>[]) => {
+			const main = nodesTouched(events, 'main');
+			const second = nodesTouched(events, 'second');
+			seen = { touched: (canvas) => (canvas === 'main' ? main : second), moves: onlyMoves(events) };
+		};
+		doc.getMap('canvases').observeDeep(observer);
+		edit();
+		doc.getMap('canvases').unobserveDeep(observer);
+		return seen;
+	}
+
+	it('names the nodes a move or a parameter changed, and asks for a full read when nodes come or go', () => {
+		const doc = seeded();
+		const a = addNode(doc, 'main', 'prompt', 0, 0);
+		const b = addNode(doc, 'main', 'prompt', 10, 10);
+		const move = eventsOf(doc, () => moveNodes(doc, 'main', [{ id: a, x: 5, y: 6 }]));
+		expect(move.touched('main')).toEqual(new Set([a]));
+		expect(move.moves).toBe(true);
+
+		const typing = eventsOf(doc, () => setParam(doc, 'main', b, 'prompt', 'a lighthouse'));
+		expect(typing.touched('main')).toEqual(new Set([b]));
+		expect(typing.moves).toBe(false);
+
+		const both = eventsOf(doc, () => moveNodes(doc, 'main', [{ id: a, x: 1, y: 1 }, { id: b, x: 2, y: 2 }]));
+		expect(both.touched('main')).toEqual(new Set([a, b]));
+
+		expect(eventsOf(doc, () => addNode(doc, 'main', 'note', 0, 0)).touched('main')).toBeNull();
+		expect(eventsOf(doc, () => connect(doc, 'main', { source: a, sourceHandle: 'out', target: b, targetHandle: 'prompt' })).touched('main')).toBeNull();
+		expect(eventsOf(doc, () => deleteElements(doc, 'main', [a], [])).touched('main')).toBeNull();
+		expect(eventsOf(doc, () => addNode(doc, 'main', 'note', 0, 0)).moves).toBe(false);
+	});
+
+	it('leaves another canvas alone, and notices its own canvas being replaced', () => {
+		const doc = seeded();
+		const other = eventsOf(doc, () => {
+			const second = new Y.Map<unknown>();
+			second.set('nodes', new Y.Map());
+			doc.getMap('canvases').set('second', second);
+		});
+		expect(other.touched('main')).toEqual(new Set());
+		const id = addNode(doc, 'second', 'note', 0, 0);
+		expect(eventsOf(doc, () => moveNodes(doc, 'second', [{ id, x: 3, y: 3 }])).touched('main')).toEqual(new Set());
+		const replaced = eventsOf(doc, () => doc.getMap('canvases').set('main', new Y.Map()));
+		expect(replaced.touched('main')).toBeNull();
 	});
 });
