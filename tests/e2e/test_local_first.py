@@ -140,6 +140,35 @@ def test_the_gallery_opens_offline_and_a_project_created_offline_is_created_late
     assert project_dir(studio, local_id).name == "Written_On_A_Train"
 
 
+def test_the_gallery_shows_this_devices_list_while_the_server_is_slow_to_answer(
+    context: Any, studio: LiveServer
+) -> None:
+    page = context.new_page()
+    start_as_guest(page, studio)
+    expect(page.locator(CARD)).to_have_count(2)
+    held: list[Any] = []  # the list requests, answered only when the test says so
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    # Given the server takes its time with the project list
+    page.route("**/api/projects?*", hold)
+    page.reload()
+    # Then the projects this browser saw last are there at once, before the server has answered
+    expect(page.locator(CARD)).to_have_count(2)
+    expect(page.get_by_test_id("new-project-name")).to_be_enabled()
+    assert held, "the gallery did ask the server"
+    # And when the server answers with what it has now, that is the list shown
+    for route in held:
+        response = route.fetch()
+        body = response.json()
+        body["items"] = body["items"][:1]
+        body["total"] = 1
+        route.fulfill(response=response, json=body)
+    page.unroute("**/api/projects?*")
+    expect(page.locator(CARD)).to_have_count(1)
+
+
 def test_two_browsers_see_each_others_edits(browser: Any, studio: LiveServer) -> None:
     alice_ctx = browser.new_context(viewport=DESKTOP)
     bob_ctx = browser.new_context(viewport=DESKTOP)

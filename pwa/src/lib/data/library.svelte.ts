@@ -75,6 +75,9 @@ class Library {
 	async load(query: GalleryQuery, signal?: AbortSignal): Promise<void> {
 		const key = session.key;
 		this.loading = true;
+		// Nothing shown yet (the page just opened): the list this device saw last, at once, until
+		// the server's answer replaces it.
+		if (!this.items.length) this.showLocal(query);
 		try {
 			if (!network.browserOnline) throw new ApiError(0, 'Offline', 'The browser is offline.');
 			const page = await api.projects(query, signal);
