@@ -83,6 +83,42 @@ class Ours:
             raise SystemExit(f"our task did not succeed: {self.last.get('error')}")
         return elapsed
 
+    def cancels(self, count: int, steps: int) -> list[dict[str, float]]:
+        """``count`` times: a task of ``steps`` steps, cancelled once its row says 30 %; how long
+        until it stopped, and what it left allocated on the GPU (the pipeline is let go too)."""
+        import gc
+        import threading
+
+        import torch
+
+        from tasks.runner import execute_next
+
+        gc.collect()
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.empty_cache()
+        self.loaded_mb = torch.cuda.memory_allocated() / 2**20 if cuda else 0.0  # our pipeline, in the cache
+        found = []
+        for _ in range(count):
+            task = self.store.create(project_id="bench", kind="image.diffusion", queue="gpu",
+                                     params={**self.params, "steps": steps}, node_id=None, requester_id=None)  # fmt: skip
+            runner = threading.Thread(target=execute_next, args=(self.runtime, "gpu"))
+            runner.start()
+            while (self.store.get(task["id"]) or {}).get("progress", 0) < 0.3 and runner.is_alive():
+                time.sleep(0.002)
+            asked = time.perf_counter()
+            self.store.request_cancel(task["id"])
+            runner.join()
+            stopped = time.perf_counter() - asked
+            state = (self.store.get(task["id"]) or {}).get("state")
+            if state != "cancelled":
+                raise SystemExit(f"the cancelled task ended {state}")
+            found.append({"stop_s": stopped, "allocated_mb": torch.cuda.memory_allocated() / 2**20 if cuda else 0.0,
+                          "reserved_mb": torch.cuda.memory_reserved() / 2**20 if cuda else 0.0})  # fmt: skip
+        return found
+
+    loaded_mb = 0.0
+
 
 class Plain:
     """The same folder through AutoPipelineForText2Image, on the device and dtype ours picks."""
@@ -127,6 +163,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=None, help="width and height (tiny: 64, real size: 512)")
     ap.add_argument("--steps", type=int, default=None, help="denoising steps (tiny: 20, real size: 20)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cancels", type=int, default=3, help="cancel checks after the timing (0: none)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--strict", action="store_true")
     args = ap.parse_args()
@@ -149,6 +186,9 @@ def main() -> int:
             times["plain diffusers"].append(plain())
         info = {"device": ours.last["outputs"][0]["device"], "progress_events": ours.events.count("task.progress"),
                 "previews": ours.events.count("task.preview")}  # fmt: skip
+        saves = plain.saves
+        del plain
+        cancels = ours.cancels(args.cancels, max(steps, 50)) if args.cancels else []
 
     import torch
 
@@ -166,17 +206,22 @@ def main() -> int:
         print(f"{name:<18}{len(t):>5}{statistics.median(t):>10.3f}{min(t):>8.3f}{rate[name]:>9.2f}")
     print(f"ours per run: {info['progress_events'] / (args.runs + 1):.1f} progress events, "
           f"{info['previews'] / (args.runs + 1):.1f} previews")  # fmt: skip
-    saved = statistics.median(plain.saves[1:])
+    saved = statistics.median(saves[1:])
     print(f"plain diffusers + writing its PNG (as a worker must): {steps / (statistics.median(times['plain diffusers']) + saved):.2f} "
           f"steps/s; ours / that = {rate['ours (worker)'] * (statistics.median(times['plain diffusers']) + saved) / steps:.3f} "
           "(information; the target is against the pipeline call alone)")  # fmt: skip
+    if cancels:
+        stops = sorted(c["stop_s"] * 1000 for c in cancels)
+        print(f"cancel at 30 % of {max(steps, 50)} steps, {len(cancels)} times: stopped after {statistics.median(stops):.0f} ms "
+              f"median, {stops[-1]:.0f} ms max (target < 1000 ms); GPU memory with the pipeline loaded {ours.loaded_mb:.0f} MB, after: "
+              f"{max(c['allocated_mb'] for c in cancels):.0f} MB allocated, {max(c['reserved_mb'] for c in cancels):.0f} MB reserved")  # fmt: skip
     verdict = "PASS" if ratio >= TARGET else "FAIL"
     print(
         f"ours / plain steps/s = {ratio:.3f} (median of run pairs {pairwise:.3f}; target >= {TARGET:.2f}): {verdict}"
     )
     if args.json:
         args.json.write_text(json.dumps({"size": size, "steps": steps, "real_size": args.real_size, **info,
-                                         "times_s": times, "ratio": ratio, "pairwise": pairwise}, indent=2))  # fmt: skip
+                                         "times_s": times, "ratio": ratio, "pairwise": pairwise, "cancels": cancels}, indent=2))  # fmt: skip
     return 1 if args.strict and verdict == "FAIL" else 0
 
 
