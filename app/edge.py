@@ -67,6 +67,14 @@ class TokenBuckets:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < horizon}
 
 
+# What a running task reports many times a second: logged at DEBUG, not in every INFO log.
+_ROUTINE_WORKER_CALLS = ("/progress", "/preview", "/heartbeat")
+
+
+def _routine(path: str, status: int) -> bool:
+    return status < 400 and path.startswith("/api/worker/") and path.endswith(_ROUTINE_WORKER_CALLS)
+
+
 class EdgeMiddleware:
     """See the module docstring. ``host_allowed`` decides on the Host header (port stripped)."""
 
@@ -151,7 +159,8 @@ class EdgeMiddleware:
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                     "client": client,
                     "request_id": rid,
-                }
+                },
+                routine=_routine(path, status_holder["status"]),
             )
             structlog.contextvars.unbind_contextvars("request_id")
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 
 from app.edge import TokenBuckets, _host_only
@@ -39,3 +42,30 @@ def test_secrets_in_query_strings_are_redacted() -> None:
     assert redact_query("token=abc.def&q=film") == "token=[redacted]&q=film"
     assert redact_query("Password=x") == "Password=[redacted]"
     assert redact_query("") == ""
+
+
+def test_a_workers_routine_reports_stay_out_of_the_info_access_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app import logs
+    from app.edge import _routine
+
+    progress = "/api/worker/tasks/t1/progress"
+    assert _routine(progress, 200)
+    assert _routine("/api/worker/heartbeat", 200)
+    assert not _routine(progress, 409)  # a refusal is news
+    assert not _routine("/api/worker/tasks/t1/finish", 200)
+    assert not _routine("/api/projects", 200)
+    try:
+        for level in (logging.INFO, logging.DEBUG):
+            logs.configure("json", level)
+            logs.access_log({"event": "request", "path": progress}, routine=_routine(progress, 200))
+            logs.access_log({"event": "request", "path": "/api/projects"})
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [(line["path"], line["level"]) for line in lines] == [
+            ("/api/projects", "info"),  # INFO: the project list only
+            (progress, "debug"),
+            ("/api/projects", "info"),
+        ]
+    finally:
+        logs.configure("json", logging.INFO)
