@@ -190,7 +190,16 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE tasks ADD COLUMN preview_at TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    # A guest that signs in to an account hands its projects over; the retired guest row stays
+    # (without tokens) so history written under it still names it, and erasing the account erases
+    # it too. Sample copies are marked so an unopened one is not handed over twice.
+    db.execute("ALTER TABLE users ADD COLUMN merged_into TEXT")
+    db.execute("CREATE INDEX users_merged_into ON users(merged_into) WHERE merged_into IS NOT NULL")
+    db.execute("ALTER TABLE projects ADD COLUMN sample TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 class Index:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
@@ -11,7 +11,8 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field
 
-from app.accounts.service import User
+from app.accounts.handover import hand_over_guest
+from app.accounts.service import HandedOver, User
 from app.deps import Services, bearer_token, client_ip, require_user
 
 
@@ -24,6 +25,19 @@ class RegisterIn(BaseModel):
 class LoginIn(BaseModel):
     email: str = Field(max_length=254)
     password: str = Field(max_length=1024)
+
+
+class UserOut(TypedDict):
+    id: str
+    name: str
+    email: str | None
+    guest: bool
+
+
+class AuthOut(TypedDict):
+    token: str
+    user: UserOut
+    from_guest: HandedOver | None
 
 
 class AuthController(Controller):
@@ -56,12 +70,31 @@ class AuthController(Controller):
             svc.projects.seed_samples(user)
         return {"token": token, "user": user.public()}
 
-    @post("/login", sync_to_thread=True, status_code=HTTP_200_OK)
-    def login(
-        self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], svc: NamedDependency[Services]
-    ) -> dict[str, Any]:
-        user, token = svc.accounts.login(data.email, data.password, client_ip(request))
-        return {"token": token, "user": user.public()}
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Sign in; a guest signing in (its token sent) hands its projects over to the account",
+        description=(
+            "Sent with a guest's `Authorization: Bearer` token, the guest's projects, tasks and "
+            "activity become the account's in one transaction and the guest is retired (its tokens "
+            "stop working); `from_guest` says what moved. Untouched copies of the sample projects "
+            "go to the trash instead. Without a guest token, `from_guest` is null."
+        ),
+    )
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginIn],
+        maybe_user: NamedDependency[User | None],
+        svc: NamedDependency[Services],
+    ) -> AuthOut:
+        ip = client_ip(request)
+        user = await asyncio.to_thread(svc.accounts.check_password, data.email, data.password, ip)
+        handed: HandedOver | None = None
+        if maybe_user is not None and maybe_user.guest and maybe_user.id != user.id:
+            handed = await hand_over_guest(svc, maybe_user, user, ip)
+        token = await asyncio.to_thread(svc.accounts.issue_token, user.id)
+        return {"token": token, "user": cast("UserOut", user.public()), "from_guest": handed}
 
     @post("/logout", guards=[require_user], sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
     def logout(

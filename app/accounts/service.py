@@ -13,7 +13,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,6 +26,27 @@ TOKEN_CACHE_S = 5.0
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 # Verifying against a real hash when the email is unknown keeps sign-in timing the same.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+_RANK = {"viewer": 0, "editor": 1, "owner": 2}
+
+
+class MovedProject(TypedDict):
+    id: str
+    name: str
+
+
+class HandedOver(TypedDict):
+    """What a guest that signed in to an account handed over (``from_guest`` of the sign-in)."""
+
+    id: str
+    name: str
+    projects: list[MovedProject]
+    """The live projects that are now the account's (trashed ones moved too, unlisted)."""
+    tasks: int
+    """How many of its queued or running tasks now count as the account's."""
+    samples_left: int
+    """Untouched sample copies moved to the trash rather than handed over."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,12 @@ class Accounts:
         return user, self.issue_token(user.id)
 
     def login(self, email: str, password: str, ip: str | None) -> tuple[User, str]:
+        user = self.check_password(email, password, ip)
+        return user, self.issue_token(user.id)
+
+    def check_password(self, email: str, password: str, ip: str | None) -> User:
+        """The account ``email`` names, when ``password`` is its password (audited either way);
+        401 otherwise, in the same words whether the email or the password was wrong."""
         email = email.strip().lower() if isinstance(email, str) else ""
         row = self.index.db.execute(
             "SELECT id, name, email, guest, password_hash FROM users WHERE email = ?", [email]
@@ -136,7 +163,7 @@ class Accounts:
             raise Problem(401, "Wrong email or password.", slug="bad-credentials")
         user = User(id=row[0], name=row[1], email=row[2], guest=bool(row[3]))
         self.audit("auth.login", user.id, user.id, ip)
-        return user, self.issue_token(user.id)
+        return user
 
     def issue_token(self, user_id: str) -> str:
         token = secrets.token_urlsafe(32)
@@ -189,6 +216,81 @@ class Accounts:
         ).fetchone()
         return User(id=row[0], name=row[1], email=row[2], guest=bool(row[3])) if row else None
 
+    # -- a guest signs in ---------------------------------------------------------------------------
+
+    def hand_over(self, guest: User, account: User, ip: str | None, left_behind: list[str]) -> HandedOver:
+        """Move everything ``guest`` has to ``account`` in one transaction, then retire the guest.
+
+        Its memberships (a project both are on keeps the higher role), the tasks it asked for,
+        what it created and its activity become the account's; its tokens are deleted. The guest
+        row stays, marked ``merged_into``, so history written under it keeps its name and erasing
+        the account erases it too. ``left_behind``: the guest's projects not handed over (untouched
+        sample copies the caller trashed), which stay the guest's until the trash is purged. A
+        guest retired already hands over nothing.
+
+        >>> accounts.hand_over(guest, ines, "127.0.0.1", [])["projects"]  # doctest: +SKIP
+        [{'id': '…', 'name': 'Harbour Lights'}]
+        """
+        with self.index.transaction() as db:
+            row = db.execute("SELECT guest, merged_into FROM users WHERE id = ?", [guest.id]).fetchone()
+            if row is None or not row[0] or row[1] is not None or guest.id == account.id:
+                return {"id": guest.id, "name": guest.name, "projects": [], "tasks": 0, "samples_left": 0}
+            moved: list[MovedProject] = []
+            for pid, role, name, deleted in db.execute(
+                "SELECT m.project_id, m.role, p.name, p.deleted_at FROM members m "
+                "JOIN projects p ON p.id = m.project_id WHERE m.user_id = ? ORDER BY p.created_at, p.id",
+                [guest.id],
+            ).fetchall():
+                if pid in left_behind:
+                    continue  # stays with the retired guest, and is purged with the trash
+                theirs = db.execute(
+                    "SELECT role FROM members WHERE project_id = ? AND user_id = ?", [pid, account.id]
+                ).fetchone()
+                if theirs is None:
+                    db.execute(
+                        "UPDATE members SET user_id = ? WHERE project_id = ? AND user_id = ?",
+                        [account.id, pid, guest.id],
+                    )
+                else:
+                    if _RANK[role] > _RANK[theirs[0]]:
+                        db.execute(
+                            "UPDATE members SET role = ? WHERE project_id = ? AND user_id = ?",
+                            [role, pid, account.id],
+                        )
+                    db.execute("DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, guest.id])
+                if deleted is None:
+                    moved.append({"id": pid, "name": name})
+            active = db.execute(
+                "SELECT COUNT(*) FROM tasks WHERE requester_id = ? AND state IN ('queued', 'running')",
+                [guest.id],
+            ).fetchone()[0]
+            # Who asked for a task decides whose quota it counts in and who its results are
+            # credited to when it finishes.
+            db.execute("UPDATE tasks SET requester_id = ? WHERE requester_id = ?", [account.id, guest.id])
+            db.execute("UPDATE projects SET created_by = ? WHERE created_by = ?", [account.id, guest.id])
+            db.execute("UPDATE webhooks SET created_by = ? WHERE created_by = ?", [account.id, guest.id])
+            db.execute("UPDATE activity SET user_id = ? WHERE user_id = ?", [account.id, guest.id])
+            db.execute("DELETE FROM tokens WHERE user_id = ?", [guest.id])
+            db.execute("UPDATE users SET merged_into = ? WHERE id = ?", [account.id, guest.id])
+            result: HandedOver = {
+                "id": guest.id,
+                "name": guest.name,
+                "projects": moved,
+                "tasks": int(active),
+                "samples_left": len(left_behind),
+            }
+            self.audit(
+                "account.guest_handed_over",
+                account.id,
+                guest.id,
+                ip,
+                projects=[p["id"] for p in moved],
+                active_tasks=int(active),
+                samples_trashed=left_behind,
+            )
+        self._forget_user(guest.id)
+        return result
+
     # -- GDPR ------------------------------------------------------------------------------------
 
     def export_data(self, user: User) -> dict[str, Any]:
@@ -216,6 +318,9 @@ class Accounts:
             "activity": rows(
                 "SELECT project_id, time, kind, summary FROM activity WHERE user_id = ? ORDER BY id"
             ),
+            "guest_sessions": rows(
+                "SELECT id, name, created_at FROM users WHERE merged_into = ? ORDER BY created_at"
+            ),
         }
 
     def delete_account(self, user: User, ip: str | None, trashed: list[str]) -> None:
@@ -226,6 +331,8 @@ class Accounts:
             db.execute("DELETE FROM members WHERE user_id = ?", [user.id])
             db.execute("UPDATE activity SET user_name = 'deleted user' WHERE user_id = ?", [user.id])
             db.execute("DELETE FROM users WHERE id = ?", [user.id])
+            # The guest sessions that became this account are the same person.
+            db.execute("DELETE FROM users WHERE merged_into = ?", [user.id])
         self._forget_user(user.id)
         self.audit("account.deleted", user.id, user.id, ip, trashed_projects=trashed)
 

@@ -98,7 +98,7 @@ class Projects:
             with self.index.transaction() as db:
                 db.execute(
                     "INSERT INTO projects(id, name, description, template, path, created_at, updated_at, "
-                    "archived, created_by, story_text) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    "archived, created_by, story_text, sample) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
                     [
                         pid,
                         clean,
@@ -109,6 +109,7 @@ class Projects:
                         created,
                         user and user.id,
                         story_text(state),
+                        sample and str(sample.get("id") or clean),
                     ],
                 )
                 if user:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -198,3 +199,202 @@ def test_new_accounts_get_the_two_sample_projects(tmp_path: Any) -> None:
         assert state["story"]["acts"]["act-1"]["share"] == 25
         found = c.get("/api/projects", headers=headers, params={"q": "causeway"}).json()["items"]
         assert [p["name"] for p in found] == ["Low Tide"]
+
+
+# -- a guest signs in to an existing account (issue 5: the guest's work is kept) ---------------
+
+
+def names(client: TestClient[Any], headers: dict[str, str], **params: str) -> list[str]:
+    items = client.get("/api/projects", headers=headers, params={"sort": "name", **params}).json()["items"]
+    return [p["name"] for p in items]
+
+
+def test_a_guest_signing_in_to_an_account_hands_its_projects_over(
+    client: TestClient[Any], guest: Person, user_factory: Callable[..., Person], settings: Settings
+) -> None:
+    # Given Inès, with a project of her own, and a guest session (on another device) with three:
+    # one shared with Inès as an editor, one in the guest's trash
+    ines = user_factory("Inès")
+    client.post("/api/projects", headers=ines.headers, json={"name": "Inès Film"})
+    made = {
+        name: client.post("/api/projects", headers=guest.headers, json={"name": name}).json()["id"]
+        for name in ("Harbour Lights", "Night Ferry", "Old Cut")
+    }
+    r = client.post(f"/api/projects/{made['Night Ferry']}/members", headers=guest.headers,
+                    json={"email": ines.user["email"], "role": "editor"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert client.delete(f"/api/projects/{made['Old Cut']}", headers=guest.headers).status_code == 204
+
+    # When the guest signs in as Inès (the guest's token goes with the request, as the PWA sends it)
+    r = client.post("/api/auth/login", headers=guest.headers,
+                    json={"email": ines.user["email"], "password": "correct horse battery"})  # fmt: skip
+
+    # Then the answer says what came over, and Inès has every project, as owner
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["user"]["id"] == ines.user["id"]
+    assert body["from_guest"] == {
+        "id": guest.user["id"],
+        "name": guest.user["name"],
+        "projects": [{"id": made["Harbour Lights"], "name": "Harbour Lights"},
+                     {"id": made["Night Ferry"], "name": "Night Ferry"}],
+        "tasks": 0,
+        "samples_left": 0,
+    }  # fmt: skip
+    now = {"Authorization": f"Bearer {body['token']}"}
+    assert names(client, now) == ["Harbour Lights", "Inès Film", "Night Ferry"]
+    ferry = client.get(f"/api/projects/{made['Night Ferry']}", headers=now).json()
+    assert ferry["role"] == "owner"  # the higher of the two roles, held once
+    members = client.get(f"/api/projects/{made['Night Ferry']}/members", headers=now).json()
+    assert [(m["user"]["name"], m["role"]) for m in members] == [("Inès", "owner")]
+    # ... the trashed one is in her trash, restorable
+    assert [p["name"] for p in client.get("/api/projects/trash", headers=now).json()] == ["Old Cut"]
+    assert client.post(f"/api/projects/{made['Old Cut']}/restore", headers=now).status_code == 200
+    # ... the guest is retired: its token no longer works, and signing in with it moves nothing
+    assert client.get("/api/me", headers=guest.headers).status_code == 401
+    again = client.post("/api/auth/login", headers=guest.headers,
+                        json={"email": ines.user["email"], "password": "correct horse battery"})  # fmt: skip
+    assert again.status_code == 200
+    assert again.json()["from_guest"] is None
+    # ... and the audit log says who took what from whom
+    with sqlite3.connect(settings.db_path) as db:
+        actor, target, detail = db.execute(
+            "SELECT actor_id, target, detail FROM audit WHERE action = 'account.guest_handed_over'"
+        ).fetchone()
+        (merged_into,) = db.execute(
+            "SELECT merged_into FROM users WHERE id = ?", [guest.user["id"]]
+        ).fetchone()
+        tokens = db.execute("SELECT COUNT(*) FROM tokens WHERE user_id = ?", [guest.user["id"]]).fetchone()[0]
+    assert (actor, target) == (ines.user["id"], guest.user["id"])
+    assert json.loads(detail)["projects"] == [made["Harbour Lights"], made["Night Ferry"]]
+    assert merged_into == ines.user["id"]
+    assert tokens == 0
+    # Her data export names the guest session; erasing her account erases it too
+    assert [g["id"] for g in client.get("/api/me/export", headers=now).json()["guest_sessions"]] == [
+        guest.user["id"]
+    ]
+    assert client.delete("/api/me", headers=now).status_code == 204
+    with sqlite3.connect(settings.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM users WHERE id = ?", [guest.user["id"]]).fetchone()[0] == 0
+
+
+def test_signing_in_from_an_account_or_from_nowhere_moves_nothing(
+    client: TestClient[Any], user_factory: Callable[..., Person]
+) -> None:
+    ana, bo = user_factory("Ana"), user_factory("Bo")
+    client.post("/api/projects", headers=ana.headers, json={"name": "Ana's"})
+    r = client.post("/api/auth/login", headers=ana.headers,
+                    json={"email": bo.user["email"], "password": "correct horse battery"})  # fmt: skip
+    assert r.status_code == 200
+    assert r.json()["from_guest"] is None
+    assert names(client, ana.headers) == ["Ana's"]  # Ana's session and projects are untouched
+    assert names(client, {"Authorization": f"Bearer {r.json()['token']}"}) == []
+    r = client.post("/api/auth/login", json={"email": bo.user["email"], "password": "correct horse battery"})
+    assert r.json()["from_guest"] is None
+
+
+def test_a_wrong_password_from_a_guest_moves_nothing(
+    client: TestClient[Any], guest: Person, user_factory: Callable[..., Person]
+) -> None:
+    ines = user_factory("Inès")
+    client.post("/api/projects", headers=guest.headers, json={"name": "Mine"})
+    r = client.post("/api/auth/login", headers=guest.headers,
+                    json={"email": ines.user["email"], "password": "not the password"})  # fmt: skip
+    assert r.status_code == 401
+    assert names(client, guest.headers) == ["Mine"]
+    assert names(client, ines.headers) == []
+
+
+def test_a_hand_over_that_fails_half_way_leaves_everything_as_it_was(
+    client: TestClient[Any], guest: Person, user_factory: Callable[..., Person], settings: Settings
+) -> None:
+    ines = user_factory("Inès")
+    pid = client.post("/api/projects", headers=guest.headers, json={"name": "Kept"}).json()["id"]
+    with sqlite3.connect(settings.db_path) as db:
+        tokens_before = db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
+        # The last write of the hand-over fails (as a full disk would), after the others were made.
+        db.execute(
+            "CREATE TRIGGER fail_retire BEFORE UPDATE OF merged_into ON users "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    r = client.post("/api/auth/login", headers=guest.headers,
+                    json={"email": ines.user["email"], "password": "correct horse battery"})  # fmt: skip
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    # Nothing moved: the guest still works and owns its project; Inès got no token and no project
+    assert client.get(f"/api/projects/{pid}", headers=guest.headers).json()["role"] == "owner"
+    assert names(client, ines.headers) == []
+    with sqlite3.connect(settings.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == tokens_before
+        assert "account.guest_handed_over" not in [r[0] for r in db.execute("SELECT action FROM audit")]
+        db.execute("DROP TRIGGER fail_retire")
+    # Once the fault is gone, the same sign-in hands the project over
+    r = client.post("/api/auth/login", headers=guest.headers,
+                    json={"email": ines.user["email"], "password": "correct horse battery"})  # fmt: skip
+    assert [p["name"] for p in r.json()["from_guest"]["projects"]] == ["Kept"]
+
+
+def test_unopened_sample_copies_of_a_guest_are_not_handed_over_twice(tmp_path: Any) -> None:
+    from app.main import create_app
+    from tests.conftest import BASE, make_settings
+
+    settings = make_settings(tmp_path, STUDIO_SEED_SAMPLES=True)
+    with TestClient(create_app(settings), base_url=BASE) as c:
+        r = c.post(
+            "/api/auth/register",
+            json={"email": "ines@example.org", "password": "a long secret", "name": "Inès"},
+        )
+        assert r.status_code == 201
+        guest = c.post("/api/auth/guest").json()
+        gh = {"Authorization": f"Bearer {guest['token']}"}
+        samples = {p["name"]: p["id"] for p in c.get("/api/projects", headers=gh).json()["items"]}
+        assert set(samples) == {"Lost Property", "Low Tide"}
+        # The guest worked on one sample (renamed it); the other it never touched
+        r = c.patch(f"/api/projects/{samples['Low Tide']}", headers=gh, json={"name": "Low Tide, my cut"})
+        assert r.status_code == 200, r.text
+        r = c.post(
+            "/api/auth/login", headers=gh, json={"email": "ines@example.org", "password": "a long secret"}
+        )
+        handed = r.json()["from_guest"]
+        assert [p["name"] for p in handed["projects"]] == ["Low Tide, my cut"]
+        assert handed["samples_left"] == 1
+        now = {"Authorization": f"Bearer {r.json()['token']}"}
+        # Inès has her own samples once, and the guest's work
+        assert names(c, now) == ["Lost Property", "Low Tide", "Low Tide, my cut"]
+        assert c.get("/api/projects/trash", headers=now).json() == []
+        with sqlite3.connect(settings.db_path) as db:
+            (deleted,) = db.execute(
+                "SELECT deleted_at FROM projects WHERE id = ?", [samples["Lost Property"]]
+            ).fetchone()
+        assert deleted is not None  # the untouched copy went to the trash, purged in time
+
+
+def test_a_guest_s_queued_task_becomes_the_account_s(tmp_path: Any, redis_url: str) -> None:
+    import httpx
+
+    from tests.conftest import start_server, stop_server
+
+    # A broker and no worker: the task waits in the queue.
+    server = start_server(tmp_path, STUDIO_BROKER_URL=redis_url, STUDIO_SEED_SAMPLES="false")
+    try:
+        guest = httpx.post(f"{server.url}/api/auth/guest").json()
+        gh = {"Authorization": f"Bearer {guest['token']}"}
+        pid = httpx.post(f"{server.url}/api/projects", headers=gh, json={"name": "Queued"}).json()["id"]
+        task = httpx.post(f"{server.url}/api/projects/{pid}/tasks", headers=gh,
+                          json={"kind": "project.export", "params": {"format": "bundle"}}).json()  # fmt: skip
+        assert task["state"] == "queued"
+        httpx.post(f"{server.url}/api/auth/register",
+                   json={"email": "ines@example.org", "password": "a long secret", "name": "Inès"})  # fmt: skip
+        r = httpx.post(f"{server.url}/api/auth/login", headers=gh,
+                       json={"email": "ines@example.org", "password": "a long secret"})  # fmt: skip
+        assert r.json()["from_guest"]["tasks"] == 1
+        ih = {"Authorization": f"Bearer {r.json()['token']}"}
+        assert httpx.get(f"{server.url}/api/tasks/{task['id']}", headers=ih).json()["state"] == "queued"
+        with sqlite3.connect(server.data_dir / "studio.db") as db:
+            (requester,) = db.execute("SELECT requester_id FROM tasks WHERE id = ?", [task["id"]]).fetchone()
+        assert requester == r.json()["user"]["id"]
+        cancelled = httpx.post(f"{server.url}/api/tasks/{task['id']}/cancel", headers=ih)
+        assert cancelled.status_code == 200
+        assert cancelled.json()["state"] == "cancelled"
+    finally:
+        stop_server(server)

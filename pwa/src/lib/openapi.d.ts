@@ -30,7 +30,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Login */
+        /**
+         * Sign in; a guest signing in (its token sent) hands its projects over to the account
+         * @description Sent with a guest's `Authorization: Bearer` token, the guest's projects, tasks and activity become the account's in one transaction and the guest is retired (its tokens stop working); `from_guest` says what moved. Untouched copies of the sample projects go to the trash instead. Without a guest token, `from_guest` is null.
+         */
         post: operations["ApiAuthLoginLogin"];
         delete?: never;
         options?: never;
@@ -903,6 +906,12 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AuthOut */
+        AuthOut: {
+            from_guest: components["schemas"]["HandedOver"] | null;
+            token: string;
+            user: components["schemas"]["UserOut"];
+        };
         /** BulkIn */
         BulkIn: {
             /** @enum {string} */
@@ -946,6 +955,14 @@ export interface components {
             /** @enum {string} */
             state: "succeeded" | "failed" | "cancelled";
         };
+        /** HandedOver */
+        HandedOver: {
+            id: string;
+            name: string;
+            projects: components["schemas"]["MovedProject"][];
+            samples_left: number;
+            tasks: number;
+        };
         /** HeartbeatIn */
         HeartbeatIn: {
             tasks?: string[];
@@ -960,6 +977,11 @@ export interface components {
             email: string;
             /** @enum {string} */
             role: "owner" | "editor" | "viewer";
+        };
+        /** MovedProject */
+        MovedProject: {
+            id: string;
+            name: string;
         };
         /** ProgressIn */
         ProgressIn: {
@@ -1021,6 +1043,13 @@ export interface components {
             };
             /** @default 0 */
             priority?: number;
+        };
+        /** UserOut */
+        UserOut: {
+            email: string | null;
+            guest: boolean;
+            id: string;
+            name: string;
         };
         /** WebhookIn */
         WebhookIn: {
@@ -1086,9 +1115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AuthOut"];
                 };
             };
             /** @description Bad request syntax or unsupported method */
