@@ -28,9 +28,14 @@ export interface User {
 	guest: boolean;
 }
 
+/** What a guest handed over when it signed in to an account (the sign-in's `from_guest`). */
+export type HandedOver = Schemas['HandedOver'];
+
 export interface AuthResponse {
 	token: string;
 	user: User;
+	/** Signing in from a guest session: what moved to the account (null or absent otherwise). */
+	from_guest?: HandedOver | null;
 }
 
 export interface Template {

@@ -1,5 +1,6 @@
-import { render, screen } from '@testing-library/svelte';
-import { describe, expect, it } from 'vitest';
+import { cleanup, render, screen } from '@testing-library/svelte';
+import { afterEach, describe, expect, it } from 'vitest';
+import AccountForm from '$lib/components/AccountForm.svelte';
 import ArcPreview from '$lib/components/ArcPreview.svelte';
 import SyncBadge from '$lib/studio/SyncBadge.svelte';
 
@@ -31,5 +32,35 @@ describe('ArcPreview', () => {
 		expect(figure.getAttribute('aria-label')).toBe(
 			'Story arc of Three-Act: Act I Setup 25%, Act II Confrontation 50%, Act III Resolution 25%'
 		);
+	});
+});
+
+describe('AccountForm', () => {
+	afterEach(cleanup);
+
+	it('signs up with a name, an email and a new password the server will accept', () => {
+		render(AccountForm, { mode: 'register', heading: false });
+		const form = screen.getByRole('form', { name: 'Sign up' });
+		expect(form.dataset.testid).toBe('register-form');
+		expect(screen.getByLabelText('Name').getAttribute('autocomplete')).toBe('name');
+		expect(screen.getByLabelText('Email').getAttribute('autocomplete')).toBe('email');
+		const password = screen.getByLabelText('Password');
+		expect(password.getAttribute('autocomplete')).toBe('new-password');
+		expect(password.getAttribute('minlength')).toBe('10'); // what the server requires
+		expect(password.getAttribute('aria-describedby')).toBeTruthy();
+		expect(document.getElementById(password.getAttribute('aria-describedby')!)?.textContent).toBe('At least 10 characters.');
+		expect(screen.getByRole('button', { name: 'Sign up and keep my projects' })).toBeTruthy();
+	});
+
+	it('signs in with an email and the current password, under its own heading', () => {
+		render(AccountForm, { mode: 'signin' });
+		const form = screen.getByRole('form', { name: 'Sign in' });
+		expect(form.dataset.testid).toBe('signin-form');
+		expect(screen.queryByLabelText('Name')).toBeNull();
+		expect(screen.getByLabelText('Email').dataset.testid).toBe('signin-email');
+		expect(screen.getByLabelText('Password').getAttribute('autocomplete')).toBe('current-password');
+		expect(screen.getByLabelText('Password').hasAttribute('minlength')).toBe(false);
+		expect(screen.getByRole('heading', { name: 'Sign in' })).toBeTruthy();
+		expect(screen.getByRole('button', { name: 'Sign in' }).dataset.testid).toBe('signin-submit');
 	});
 });

@@ -3,6 +3,7 @@
  * list filtered here when it cannot, and the projects created offline on top.
  */
 import { ApiError, api, errorMessage, type NewProject, type Project, type ProjectSort, type Template } from '$lib/api';
+import { eraseLocal } from './device';
 import { network } from './network.svelte';
 import {
 	asListed,
@@ -43,10 +44,16 @@ class Library {
 	templates = $state<Template[]>(readJson<Template[]>(TEMPLATES_KEY, []));
 	templatesError = $state<string | null>(null);
 
-	/** Signs out (see ``session.signOut``) and forgets the list shown. */
-	async signOut(): Promise<void> {
+	/**
+	 * Signs out (see `session.signOut`), forgets the list shown and removes everything this
+	 * device keeps of the person (`eraseLocal`): unsaved changes go with it, so ask first
+	 * (`unsavedWork`). Returns how many project copies are still to delete (open in another tab).
+	 */
+	async signOut(): Promise<number> {
+		const key = session.key;
 		await session.signOut();
 		this.clear();
+		return eraseLocal(key);
 	}
 
 	/** Forgets the list shown (after signing out or in; the next person's list loads on its own). */
