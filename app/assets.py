@@ -35,12 +35,13 @@ from sync.naming import folder_name
 from tasks.kinds import thumbnail_path
 from tasks.ledger import event
 from tasks.store import TaskStore
+from tasks.thumbnails import VIDEO_SUFFIXES
 
 GENERATIVE_FOLDERS = ("Characters", "Styles", "Locations")
 THUMBNAIL_SIZE = 320
 KINDS = {
     "image": {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".exr"},
-    "video": {".mp4", ".mov", ".webm"},
+    "video": set(VIDEO_SUFFIXES),
     "audio": {".wav", ".mp3", ".flac"},
     "model": {".safetensors", ".ckpt", ".pt"},
 }
@@ -223,8 +224,9 @@ def _queue_thumbnail(
 def queue_thumbnail(
     state: Any, tasks: TaskStore, pid: str, asset: dict[str, Any], user_id: str | None
 ) -> None:
-    """Queue the preview of an image asset (``state``: the app's state, with its task plumbing)."""
-    if asset.get("kind") != "image":
+    """Queue the preview of an image or video asset (``state``: the app's state, with its task
+    plumbing)."""
+    if asset.get("kind") not in ("image", "video"):
         return
     task = tasks.create(project_id=pid, kind="asset.thumbnail", queue="cpu",
                         params={"path": asset["path"], "size": THUMBNAIL_SIZE, "asset": asset["id"]},

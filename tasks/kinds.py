@@ -4,7 +4,6 @@ the PWA builds its forms from it), a queue, and the function that does the work.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -15,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks import diffusion
@@ -23,6 +21,7 @@ from tasks.outputs import Output
 from tasks.project_files import ProjectFiles
 from tasks.storyboard import Cancelled as StoryboardCancelled
 from tasks.storyboard import StoryboardParams, render_storyboard
+from tasks.thumbnails import UnreadableMedia, make_thumbnail
 
 
 class TaskFailed(Exception):
@@ -200,17 +199,11 @@ def run_thumbnail(ctx: Context, params: ThumbnailParams) -> None:
     if source is None:
         raise TaskFailed(f"There is no file '{params.path}' in this project.")
     try:
-        with Image.open(source) as img:
-            thumb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError):
-        raise TaskFailed(
-            f"'{params.path}' is not an image this studio can read (PNG, JPEG, WebP…)."
-        ) from None
+        png = make_thumbnail(source, params.size, params.path, ctx.cancelled)
+    except UnreadableMedia as exc:
+        raise TaskFailed(str(exc)) from None
     ctx.check()
-    thumb.thumbnail((params.size, params.size))
-    buf = io.BytesIO()
-    thumb.save(buf, format="PNG")
-    ctx.output(thumbnail_path(params.path, params.size), buf.getvalue(), "image/png")
+    ctx.output(thumbnail_path(params.path, params.size), png, "image/png")
     ctx.progress(1.0)
 
 
@@ -253,7 +246,7 @@ KINDS: dict[str, TaskKind] = {
         TaskKind("storyboard.sheet", "cpu", StoryboardParams, run_storyboard,
                  description="A printable storyboard (PNG and PDF) of a scene's shots."),
         TaskKind("asset.thumbnail", "cpu", ThumbnailParams, run_thumbnail,
-                 description="A preview image of an uploaded image."),
+                 description="A preview image of an uploaded image, or of a video's first picture."),
         TaskKind("project.export", "cpu", ExportParams, run_export,
                  description="The project as a zip or git bundle, in 06_Exports/."),
     )

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import LiveServer, git, start_server, stop_server
+from tests.media import near, video
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,94 @@ def test_viewers_and_strangers_cannot_upload(server: LiveServer) -> None:
     )
     assert r.status_code == 422
     assert "multipart field 'file'" in r.json()["detail"]
+
+
+def wait_for_thumbnail_task(server: LiveServer, h: dict[str, str], project_id: str, asset_id: str,
+                            after: int = 0) -> dict[str, Any]:  # fmt: skip
+    """The thumbnail task of ``asset_id`` (the one past the first ``after``), once it has ended."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        tasks = httpx.get(f"{server.url}/api/projects/{project_id}/tasks", headers=h).json()
+        mine = sorted((t for t in tasks if t["kind"] == "asset.thumbnail" and t["params"].get("asset") == asset_id),
+                      key=lambda t: t["created_at"])  # fmt: skip
+        if len(mine) > after and mine[after]["state"] in ("succeeded", "failed"):
+            return dict(mine[after])
+        time.sleep(0.1)
+    raise AssertionError(f"the thumbnail of {asset_id} never finished")
+
+
+def served_thumbnail(server: LiveServer, h: dict[str, str], project_id: str, asset_id: str) -> Image.Image:
+    r = httpx.get(f"{server.url}/api/projects/{project_id}/assets/{asset_id}/thumbnail", headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(r.content)).convert("RGB")
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "size", "shown"),
+    [
+        ("Pier at dusk.mp4", "mpeg4", (640, 360), (320, 180)),
+        ("portrait.webm", "libvpx-vp9", (72, 128), (72, 128)),
+    ],
+)
+def test_an_uploaded_video_gets_a_preview_of_its_first_picture(
+    server: LiveServer, tmp_path: Path, name: str, codec: str, size: tuple[int, int], shown: tuple[int, int]
+) -> None:
+    guest = httpx.post(f"{server.url}/api/auth/guest").json()
+    h = {"Authorization": f"Bearer {guest['token']}"}
+    project = httpx.post(f"{server.url}/api/projects", headers=h, json={"name": "Footage"}).json()
+    data = video(tmp_path / name, codec, *size, [(0, 0, 0), (210, 120, 30), (30, 60, 200)])
+    r = httpx.post(
+        f"{server.url}/api/projects/{project['id']}/assets", headers=h, files={"file": (name, data)}
+    )
+    assert r.status_code == 201, r.text
+    asset = r.json()
+    assert asset["kind"] == "video"
+
+    task = wait_for_thumbnail_task(server, h, project["id"], asset["id"])
+    assert task["state"] == "succeeded", task["error"]
+    img = served_thumbnail(server, h, project["id"], asset["id"])
+    assert img.size == shown  # the video's shape, at most 320 px
+    # The black first frame is passed over for the first one that shows something.
+    centre = img.getpixel((img.width // 2, img.height // 2))
+    assert near(centre, (210, 120, 30)), centre
+
+
+def test_a_replaced_video_gets_a_new_preview_and_a_broken_one_says_why(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    guest = httpx.post(f"{server.url}/api/auth/guest").json()
+    h = {"Authorization": f"Bearer {guest['token']}"}
+    pid = httpx.post(f"{server.url}/api/projects", headers=h, json={"name": "Reshoot"}).json()["id"]
+    first = video(tmp_path / "take.mp4", "mpeg4", 160, 90, [(200, 40, 40)])
+    asset = httpx.post(
+        f"{server.url}/api/projects/{pid}/assets", headers=h, files={"file": ("take.mp4", first)}
+    ).json()
+    assert wait_for_thumbnail_task(server, h, pid, asset["id"])["state"] == "succeeded"
+    before = httpx.get(f"{server.url}/api/projects/{pid}/assets/{asset['id']}/thumbnail", headers=h)
+    assert "no-store" in before.headers["cache-control"]  # the same URL will show the new one
+
+    # A new version, square and green: the preview follows it
+    second = video(tmp_path / "take2.mp4", "mpeg4", 96, 96, [(40, 200, 40)])
+    r = httpx.put(f"{server.url}/api/projects/{pid}/assets/{asset['id']}/file", headers=h,
+                  files={"file": ("take.mp4", second)})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert wait_for_thumbnail_task(server, h, pid, asset["id"], after=1)["state"] == "succeeded"
+    img = served_thumbnail(server, h, pid, asset["id"])
+    assert img.size == (96, 96)
+    assert near(img.getpixel((48, 48)), (40, 200, 40))
+    again = httpx.get(f"{server.url}/api/projects/{pid}/assets/{asset['id']}/thumbnail",
+                      headers={**h, "If-None-Match": before.headers["etag"]})  # fmt: skip
+    assert again.status_code == 200  # not the old preview's 304
+
+    # A file that only claims to be video: the task fails saying what to do, no preview is served
+    broken = httpx.post(f"{server.url}/api/projects/{pid}/assets", headers=h,
+                        files={"file": ("interview.mov", b"\x00\x00\x00\x18ftypqt  " + b"\x13" * 4000)}).json()  # fmt: skip
+    task = wait_for_thumbnail_task(server, h, pid, broken["id"])
+    assert task["state"] == "failed"
+    assert "'01_Assets/Uploads/interview.mov' could not be read as a video" in task["error"]
+    assert "export it as H.264 MP4" in task["error"]
+    r = httpx.get(f"{server.url}/api/projects/{pid}/assets/{broken['id']}/thumbnail", headers=h)
+    assert r.status_code == 404
+    activity = httpx.get(f"{server.url}/api/projects/{pid}/activity", headers=h).json()
+    assert any("No thumbnail for 01_Assets/Uploads/interview.mov" in str(a) for a in activity)
