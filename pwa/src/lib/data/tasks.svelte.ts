@@ -2,7 +2,8 @@
  * Live tasks of one project: the list from GET /api/projects/{id}/tasks, then every change from
  * the `/events` socket (task.queued / progress / succeeded / failed / cancelled). The socket
  * reconnects by itself; after a reconnect the list is fetched again so nothing is missed.
- * The same socket's `node.stale` events become notices ("out of date: Ana replaced pier.png").
+ * The same socket's `node.stale` events become notices ("out of date: Ana replaced pier.png"),
+ * which go again by themselves once the node's mark is cleared (see {@link followStaleMarks}).
  */
 import { api, errorMessage, type Task, type TaskEvent } from '$lib/api';
 
@@ -43,6 +44,29 @@ export function applyNotice(notices: Notice[], event: TaskEvent, projectId: stri
 	return [notice, ...notices.filter((n) => n.id !== notice.id)].slice(0, MAX_NOTICES);
 }
 
+/**
+ * Notices about out-of-date nodes follow the document: once a notice's node has been seen marked
+ * there, the notice goes when the mark goes — a new take, "Keep as it is" in any browser, the node
+ * deleted. Until then it stays (the event may arrive before the marked document does). `seen`
+ * holds the ids of the notices whose mark has been seen, and is updated. Returns the same list
+ * when nothing goes.
+ */
+export function followStaleMarks(notices: Notice[], stale: ReadonlySet<string>, seen: Set<string>): Notice[] {
+	let dropped = false;
+	const kept = notices.filter((n) => {
+		if (!n.node || !n.id.startsWith('stale:')) return true;
+		if (stale.has(n.node)) {
+			seen.add(n.id);
+			return true;
+		}
+		if (!seen.has(n.id)) return true;
+		seen.delete(n.id);
+		dropped = true;
+		return false;
+	});
+	return dropped ? kept : notices;
+}
+
 /** "about 2 minutes left", "under a minute left", or '' when unknown. */
 export function etaWords(seconds: number | null | undefined): string {
 	if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
@@ -62,6 +86,8 @@ export class ProjectTasks {
 	private retry: ReturnType<typeof setTimeout> | null = null;
 	private closed = false;
 	private attempts = 0;
+	private staleNow: ReadonlySet<string> = new Set();
+	private seenStale = new Set<string>();
 
 	constructor(
 		readonly projectId: string,
@@ -99,7 +125,7 @@ export class ProjectTasks {
 			try {
 				const event = JSON.parse(String(e.data)) as TaskEvent;
 				this.tasks = applyEvent(this.tasks, event, this.projectId);
-				this.notices = applyNotice(this.notices, event, this.projectId);
+				this.notices = followStaleMarks(applyNotice(this.notices, event, this.projectId), this.staleNow, this.seenStale);
 			} catch {
 				// Not an event this version understands.
 			}
@@ -120,6 +146,13 @@ export class ProjectTasks {
 
 	dismiss(id: string): void {
 		this.notices = this.notices.filter((n) => n.id !== id);
+		this.seenStale.delete(id);
+	}
+
+	/** The nodes the project document marks out of date now (tell it on every change). */
+	staleMarks(nodes: ReadonlySet<string>): void {
+		this.staleNow = nodes;
+		this.notices = followStaleMarks(this.notices, nodes, this.seenStale);
 	}
 
 	async cancel(id: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Task } from '$lib/api';
-import { applyEvent, applyNotice, etaWords } from './tasks.svelte';
+import { applyEvent, applyNotice, etaWords, followStaleMarks } from './tasks.svelte';
 
 function task(over: Partial<Task>): Task {
 	return {
@@ -62,5 +62,44 @@ describe('applyNotice', () => {
 		]);
 		expect(applyNotice(notices, stale('n3', 'x', 'other'), 'p1')).toBe(notices);
 		expect(applyNotice(notices, { type: 'task.progress', project_id: 'p1' }, 'p1')).toBe(notices);
+	});
+});
+
+describe('followStaleMarks', () => {
+	const stale = (node: string) => ({ type: 'node.stale', project_id: 'p1', node, reason: `${node} input replaced` });
+
+	it('drops a notice once the mark it is about has been seen and is cleared', () => {
+		const seen = new Set<string>();
+		let notices = applyNotice(applyNotice([], stale('n1'), 'p1'), stale('n2'), 'p1');
+		notices = followStaleMarks(notices, new Set(['n1', 'n2']), seen);
+		expect(notices.map((n) => n.node)).toEqual(['n2', 'n1']);
+
+		// n1 regenerated (or kept as it is): its notice goes, n2's stays
+		notices = followStaleMarks(notices, new Set(['n2']), seen);
+		expect(notices.map((n) => n.node)).toEqual(['n2']);
+		// n2's node deleted: gone too
+		expect(followStaleMarks(notices, new Set(), seen)).toEqual([]);
+	});
+
+	it('keeps a notice whose marked document has not arrived yet', () => {
+		const seen = new Set<string>();
+		const notices = applyNotice([], stale('n1'), 'p1');
+		expect(followStaleMarks(notices, new Set(), seen)).toBe(notices);
+		expect(followStaleMarks(notices, new Set(['n1']), seen)).toBe(notices);
+		expect(followStaleMarks(notices, new Set(), seen)).toEqual([]);
+	});
+
+	it('keeps notices that are not about a node, and returns the same list when nothing goes', () => {
+		const other = [{ id: 'note:1', text: 'Something else', node: null }];
+		expect(followStaleMarks(other, new Set(), new Set(['note:1']))).toBe(other);
+	});
+
+	it('lets a node marked again get its notice back', () => {
+		const seen = new Set<string>();
+		let notices = followStaleMarks(applyNotice([], stale('n1'), 'p1'), new Set(['n1']), seen);
+		notices = followStaleMarks(notices, new Set(), seen);
+		expect(notices).toEqual([]);
+		notices = followStaleMarks(applyNotice(notices, stale('n1'), 'p1'), new Set(), seen);
+		expect(notices.map((n) => n.node)).toEqual(['n1']);
 	});
 });

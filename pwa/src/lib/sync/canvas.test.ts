@@ -13,7 +13,8 @@ import {
 	readEdges,
 	readNodes,
 	replaceText,
-	setParam
+	setParam,
+	staleNodeIds
 } from './canvas';
 
 /** A document shaped as the server seeds it (sync/MODEL.md). */
@@ -151,6 +152,29 @@ describe('stale marks', () => {
 		expect(updates).toHaveLength(1);
 		Y.applyUpdate(server, updates[0]!);
 		expect(readNodes(server, 'main')[0]!.stale).toBeNull();
+	});
+
+	it('lists the marked nodes of every canvas', () => {
+		const doc = seeded();
+		const a = addNode(doc, 'main', 'image.diffusion', 0, 0);
+		const b = addNode(doc, 'main', 'image.diffusion', 100, 0);
+		expect(staleNodeIds(doc)).toEqual(new Set());
+		doc.transact(() => {
+			const second = new Y.Map<unknown>();
+			const nodes = new Y.Map<unknown>();
+			const node = new Y.Map<unknown>();
+			node.set('type', 'image.diffusion');
+			node.set('stale', new Y.Map([['reason', 'pier.png was edited on disk']]));
+			nodes.set('far', node);
+			second.set('nodes', nodes);
+			doc.getMap('canvases').set('second', second);
+			const main = ((doc.getMap('canvases').get('main') as Y.Map<unknown>).get('nodes') as Y.Map<Y.Map<unknown>>).get(a)!;
+			main.set('stale', new Y.Map([['reason', 'Ana replaced pier.png']]));
+		});
+		expect(staleNodeIds(doc)).toEqual(new Set([a, 'far']));
+		clearStale(doc, 'main', a);
+		expect(staleNodeIds(doc)).toEqual(new Set(['far']));
+		expect(staleNodeIds(doc).has(b)).toBe(false);
 	});
 });
 

@@ -281,6 +281,17 @@ export function deleteElements(doc: Y.Doc, canvasId: string, nodeIds: string[], 
 	});
 }
 
+/** The ids of the nodes, on every canvas, that carry an out-of-date mark now. */
+export function staleNodeIds(doc: Y.Doc): Set<string> {
+	const out = new Set<string>();
+	doc.getMap('canvases').forEach((canvas) => {
+		asMap(asMap(canvas)?.get('nodes'))?.forEach((value, id) => {
+			if (readStale(asMap(value)?.get('stale'))) out.add(id);
+		});
+	});
+	return out;
+}
+
 /** Removes a node's out-of-date mark (the person keeps the result as it is). */
 export function clearStale(doc: Y.Doc, canvasId: string, nodeId: string): void {
 	doc.transact(() => {
