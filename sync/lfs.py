@@ -110,3 +110,97 @@ def swap_for_pointers(repo: pygit2.Repository, root: Path) -> None:
     if changed:
         configure(repo)
         index.write()
+
+
+def object_path(git_dir: Path, oid: str) -> Path:
+    """Where the LFS object ``oid`` lives in the store of ``git_dir`` (``.git``)."""
+    return git_dir / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+
+
+def read_pointer(data: bytes) -> tuple[str, int] | None:
+    """(sha256, size) of an LFS pointer file's content, or None if it is not one."""
+    if not is_pointer(data):
+        return None
+    fields = dict(line.split(" ", 1) for line in data.decode("ascii", "replace").splitlines() if " " in line)
+    oid = fields.get("oid", "").removeprefix("sha256:")
+    if len(oid) != 64 or any(ch not in "0123456789abcdef" for ch in oid):
+        return None
+    try:
+        return oid, int(fields.get("size", ""))
+    except ValueError:
+        return None
+
+
+def referenced(root: Path) -> dict[str, int]:
+    """sha256 → size of every LFS object a commit of any branch or tag of the repository at
+    ``root`` points to: what a copy of the repository needs for its whole history. Each tree
+    is read once however many commits share it."""
+    repo = pygit2.Repository(str(root))
+    found: dict[str, int] = {}
+    seen: set[pygit2.Oid] = set()
+
+    def visit(tree: pygit2.Tree) -> None:
+        for entry in tree:
+            if entry.id in seen:
+                continue
+            seen.add(entry.id)
+            obj = repo[entry.id]
+            if isinstance(obj, pygit2.Tree):
+                visit(obj)
+            elif isinstance(obj, pygit2.Blob) and obj.size < 512 and (ptr := read_pointer(obj.data)):
+                found[ptr[0]] = ptr[1]
+
+    tips = [ref.peel(pygit2.Commit).id for ref in repo.references.iterator() if _is_commit(ref)]
+    if not tips:
+        return found
+    walker = repo.walk(tips[0])
+    for tip in tips[1:]:
+        walker.push(tip)
+    for commit in walker:
+        if commit.tree_id not in seen:
+            seen.add(commit.tree_id)
+            visit(commit.tree)
+    return found
+
+
+def _is_commit(ref: pygit2.Reference) -> bool:
+    try:
+        ref.peel(pygit2.Commit)
+    except (pygit2.InvalidSpecError, ValueError, KeyError):
+        return False
+    return True
+
+
+def check_out_media(root: Path) -> list[str]:
+    """Give every LFS pointer file of the checked-out tree at ``root`` its content, where the
+    object is in the repository's store (as ``git lfs checkout`` does, after a clone made without
+    the LFS filter); returns the paths whose object is not there, which stay pointers."""
+    repo = pygit2.Repository(str(root))
+    if repo.head_is_unborn:
+        return []
+    git_dir = Path(repo.path)
+    missing: list[str] = []
+
+    def walk(tree: pygit2.Tree, prefix: str) -> None:
+        for entry in tree:
+            rel = f"{prefix}{entry.name}"
+            obj = repo[entry.id]
+            if isinstance(obj, pygit2.Tree):
+                walk(obj, rel + "/")
+                continue
+            if not isinstance(obj, pygit2.Blob) or obj.size >= 512 or not (ptr := read_pointer(obj.data)):
+                continue
+            source, target = object_path(git_dir, ptr[0]), root / rel
+            if not source.is_file():
+                missing.append(rel)
+            elif (
+                not target.is_file()
+                or target.stat().st_size != ptr[1]
+                or is_pointer(target.read_bytes()[:512])
+            ):
+                tmp = target.with_name(f".{target.name}.media")
+                shutil.copyfile(source, tmp)
+                tmp.replace(target)
+
+    walk(repo.head.peel(pygit2.Commit).tree, "")
+    return sorted(missing)

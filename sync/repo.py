@@ -7,6 +7,7 @@ no libgit2 equivalent, so bundles use the ``git`` CLI, which the studio requires
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -219,8 +220,16 @@ def clone_bundle(bundle_path: Path, dest: Path) -> None:
         raise ValueError("The file is not a valid git bundle.")
     if not check.stdout.strip():
         raise ValueError("The file is not a valid git bundle: it holds no commits.")
+    # Without the LFS filter: a bundle carries no LFS objects, and git-lfs would try to download
+    # them from the bundle "remote" and fail. Media files come out as pointers, for
+    # ``lfs.check_out_media`` to fill from objects that came beside the bundle.
+    no_lfs = ["-c", "filter.lfs.smudge=", "-c", "filter.lfs.process=", "-c", "filter.lfs.required=false"]
     result = subprocess.run(
-        ["git", "clone", "--quiet", str(bundle_path), str(dest)], capture_output=True, text=True, check=False
+        ["git", *no_lfs, "clone", "--quiet", str(bundle_path), str(dest)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"},
     )
     if result.returncode != 0:
         raise ValueError("The git bundle could not be cloned: " + result.stderr.strip()[:300])

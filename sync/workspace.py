@@ -106,6 +106,14 @@ class Workspace:
         register: Callable[[str, State], None],
     ) -> str:
         """Adopt a project tree unpacked in ``stage`` (from a zip or a bundle) as a new project."""
+        state = self.prepare_import(stage, author, message, fresh_uuid)
+        return self.adopt(stage, state, register)
+
+    def prepare_import(
+        self, stage: Path, author: repo.Author, message: str, fresh_uuid: Callable[[str], str]
+    ) -> State:
+        """Check a project tree unpacked in ``stage`` and commit it there, ready for :meth:`adopt`;
+        raises :class:`ImportError_` saying what is wrong with it. Nothing outside ``stage`` changes."""
         if not (stage / MANIFEST).is_file():
             raise ImportError_("The file holds no project.json: it is not a studio project.")
         try:
@@ -119,7 +127,17 @@ class Workspace:
         if not (stage / ".git").exists():
             repo.init(stage)
         repo.commit_all(stage, message, author)
+        return state
+
+    def adopt(self, stage: Path, state: State, register: Callable[[str, State], None]) -> str:
+        """Move a tree :meth:`prepare_import` made ready into ``Projects/`` and register it."""
         return self._place(stage, state["meta"]["name"], lambda rel: register(rel, state))
+
+    def discard(self, rel: str) -> None:
+        """Remove a project folder placed moments ago, when an import of several stops part way."""
+        path = self.path_of(rel)
+        if path.is_relative_to(self.projects):
+            shutil.rmtree(path, ignore_errors=True)
 
     @contextmanager
     def staged(self) -> Iterator[Path]:
@@ -187,7 +205,9 @@ class Workspace:
         try:
             zf = zipfile.ZipFile(zip_path)
         except zipfile.BadZipFile:
-            raise ImportError_("The file is not a zip archive.") from None
+            raise ImportError_(
+                "The file is not a zip archive, or it is damaged (a download cut short?)."
+            ) from None
         with zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) > ZIP_MAX_MEMBERS or sum(m.file_size for m in members) > ZIP_MAX_BYTES:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, git
 from tests.e2e.studio_helpers import CARD, screenshot, start_as_guest
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +88,50 @@ def test_each_template_previews_its_arc_on_hover_and_focus(page: Page, studio: L
     expect(page.get_by_test_id("new-project-template")).to_have_value("heros-journey")
     expect(chips.filter(has_text="Hero's Journey")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "template-preview-desktop")
+
+
+def test_several_projects_export_as_one_file_that_imports_back_whole(
+    page: Page, studio: LiveServer, tmp_path: Path
+) -> None:
+    start_as_guest(page, studio)
+    page.get_by_test_id("tutorial-skip").click()
+    for name, template in (("Night Ferry", "three-act"), ("Glass Orchard", "save-the-cat")):
+        page.get_by_test_id("new-project-name").fill(name)
+        page.get_by_test_id("new-project-template").select_option(template)
+        page.get_by_test_id("new-project-create").click()
+        expect(page.locator(CARD).filter(has_text=name)).to_have_count(1)
+
+    # Both selected, one Export: one file
+    for name in ("Night Ferry", "Glass Orchard"):
+        page.locator(CARD).filter(has_text=name).get_by_test_id("select-project").check()
+    with page.expect_download() as download:
+        page.get_by_test_id("bulk-export").click()
+    exported = tmp_path / download.value.suggested_filename
+    download.value.save_as(exported)
+    assert exported.suffix == ".zip"
+    expect(page.get_by_test_id("bulk-message")).to_contain_text("Exported 2 projects as one file")
+
+    # Import takes the file back as it is: both projects come back, each a repository with its history
+    import_file(page, exported)
+    expect(page.get_by_test_id("bulk-message")).to_contain_text("Imported 2 projects")
+    for name in ("Night Ferry", "Glass Orchard"):
+        expect(page.locator(CARD).filter(has_text=name)).to_have_count(2)
+    token = page.evaluate("localStorage.getItem('studio.token')")
+    listed = page.request.get(
+        f"{studio.url}/api/projects", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    ferries = [p for p in listed["items"] if p["name"] == "Night Ferry"]
+    assert len({p["id"] for p in ferries}) == 2
+    original, copy = sorted(ferries, key=lambda p: p["created_at"])
+    history = git(studio.workspace / original["path"], "log", "--format=%H").split()
+    assert git(studio.workspace / copy["path"], "log", "--format=%H").split()[-len(history) :] == history
+
+    # The same file damaged on the way: refused in words, nothing added
+    damaged = tmp_path / "damaged.zip"
+    data = exported.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    import_file(page, damaged)
+    expect(page.get_by_role("alert").filter(has_text="not a zip archive")).to_be_visible()
+    for name in ("Night Ferry", "Glass Orchard"):
+        expect(page.locator(CARD).filter(has_text=name)).to_have_count(2)
+    screenshot(page, "gallery-bulk-imported-desktop")

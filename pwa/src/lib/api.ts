@@ -61,6 +61,9 @@ export type Project = Omit<Schemas['ProjectOut'], 'role' | 'collaborators' | 'de
 	preview_url?: string;
 };
 
+/** A project as an import made it; `missing_media`: files whose content the file did not carry. */
+export type ImportedProject = Project & { missing_media?: string[] };
+
 export type ProjectList = Omit<Schemas['ProjectListOut'], 'items'> & { items: Project[] };
 
 export type ProjectSort = 'updated' | 'created' | 'name' | '-updated' | '-created' | '-name';
@@ -333,8 +336,11 @@ export const api = {
 		return request<Project>('POST', `/api/projects/${encodeURIComponent(id)}/restore`);
 	},
 
-	/** Imports an exported bundle or zip as a new project. */
-	async importProject(file: File): Promise<Project> {
+	/**
+	 * Imports an exported file: a bundle or zip is one new project, the gallery's bulk export
+	 * every project it holds (all or none). Media a bundle could not carry are `missing_media`.
+	 */
+	async importProject(file: File): Promise<ImportedProject[]> {
 		const form = new FormData();
 		form.set('file', file);
 		const headers: Record<string, string> = { Accept: 'application/json, application/problem+json' };
@@ -347,7 +353,8 @@ export const api = {
 			throw new ApiError(0, 'Network error', 'Could not reach the studio server. Is it running?');
 		}
 		if (!res.ok) throw await toApiError(res);
-		return (await res.json()) as Project;
+		const body = (await res.json()) as ImportedProject | { items: ImportedProject[] };
+		return 'items' in body ? body.items : [body];
 	},
 
 	members(id: string, signal?: AbortSignal): Promise<Member[]> {
