@@ -154,6 +154,30 @@ def test_on_a_phone_every_account_control_fits_the_screen(browser: Any, studio: 
     expect(page.get_by_test_id("signin-dialog").get_by_test_id("signin-email")).to_be_focused()
     assert axe_violations(page) == []
     screenshot(page, "signin-phone")
+
+    # Signed in, the name and "Sign out" fit as well, and so does the question about unsaved work
+    register(page, studio, "Pia", "pia@example.org")
+    page.keyboard.type("pia@example.org")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("signed-in-note")).to_have_text("Signed in as Pia.")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.get_by_test_id("topbar-sign-out")).to_be_in_viewport()
+    create_project(page, "Pocket Film")
+    href = page.locator(CARD).get_by_test_id("open-project").get_attribute("href")
+    assert href is not None
+    # An unconfirmed change, as a tracker saves it (the desktop test makes real ones offline)
+    page.evaluate(
+        "id => localStorage.setItem('studio.pending.' + id, JSON.stringify(['meta/name']))",
+        href.rsplit("/", 1)[-1],
+    )
+    page.get_by_test_id("topbar-sign-out").click()
+    dialog = page.get_by_test_id("signout-unsaved")
+    expect(dialog.get_by_test_id("signout-anyway")).to_be_in_viewport()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert axe_violations(page) == []
+    screenshot(page, "sign-out-unsaved-phone")
     context.close()
 
 
