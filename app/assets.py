@@ -39,17 +39,34 @@ from tasks.thumbnails import VIDEO_SUFFIXES
 
 GENERATIVE_FOLDERS = ("Characters", "Styles", "Locations")
 THUMBNAIL_SIZE = 320
-KINDS = {
-    "image": {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".exr"},
-    "video": set(VIDEO_SUFFIXES),
-    "audio": {".wav", ".mp3", ".flac"},
-    "model": {".safetensors", ".ckpt", ".pt"},
+# The files the studio takes as assets, by kind (each ending is a Git LFS rule of every project).
+KINDS: dict[str, tuple[str, ...]] = {
+    "image": (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".exr"),
+    "video": VIDEO_SUFFIXES,
+    "audio": (".wav", ".mp3", ".flac"),
+    "model": (".safetensors", ".ckpt", ".pt"),
 }
+KIND_NAMES = {"image": "images", "video": "video", "audio": "audio", "model": "models"}
 
 
 def kind_of(name: str) -> str:
     suffix = PurePosixPath(name).suffix.lower()
     return next((kind for kind, suffixes in KINDS.items() if suffix in suffixes), "other")
+
+
+def accepted_words() -> str:
+    """ "images (.png, .jpg …), video (.mp4 …), …" for messages."""
+    return ", ".join(f"{KIND_NAMES[k]} ({', '.join(v)})" for k, v in KINDS.items())
+
+
+@get("/api/asset-kinds", guards=[require_user], sync_to_thread=False, tags=["assets"])
+def asset_kinds(svc: NamedDependency[Services]) -> dict[str, Any]:
+    """What the studio takes as assets: ``max_bytes``, the largest file, and ``kinds``, the file
+    name endings of each kind, so a client can refuse a file before sending it."""
+    return {
+        "max_bytes": svc.studio.settings.max_upload_bytes,
+        "kinds": {kind: list(suffixes) for kind, suffixes in KINDS.items()},
+    }
 
 
 def safe_file_name(raw: str) -> str:
@@ -89,6 +106,11 @@ class AssetController(Controller):
         if folder and folder not in GENERATIVE_FOLDERS:
             raise Problem(422, f"folder must be one of {', '.join(GENERATIVE_FOLDERS)} (or left out).")
         name = safe_file_name(upload.filename or "")
+        if kind_of(name) == "other":
+            suffix = PurePosixPath(name).suffix
+            what = f"{suffix} files" if suffix else "files without a type ending (.png, .mp4 …)"
+            raise Problem(415, f"{upload.filename}: the studio does not take {what}. It takes {accepted_words()}.",
+                          errors=[{"field": "file", "message": "unsupported kind"}])  # fmt: skip
         root = svc.projects.root(rel)
         base = f"01_Assets/Generative_Assets/{folder}" if folder else "01_Assets/Uploads"
         # Edits waiting for the debounce are committed first, under their own authors, so the

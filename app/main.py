@@ -31,7 +31,7 @@ from app import logs
 from app.accounts.controllers import AuthController, MeController
 from app.accounts.service import Accounts
 from app.activity import task_activity
-from app.assets import AssetController, queue_thumbnail
+from app.assets import AssetController, asset_kinds, queue_thumbnail
 from app.deps import DEPENDENCIES, Services
 from app.edge import EdgeMiddleware
 from app.events import EventHub, events_socket
@@ -282,6 +282,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health,
             templates,
+            asset_kinds,
             sync_socket,
             events_socket,
             TaskController,

@@ -119,7 +119,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, ValidationException):
         return _validation_problem(request, exc)
     if isinstance(exc, HTTPException):
-        return problem_response(request, exc.status_code, _http_detail(exc), headers=exc.headers)
+        detail = _too_large(request) if exc.status_code == 413 else _http_detail(exc)
+        return problem_response(request, exc.status_code, detail, headers=exc.headers)
     log.error("unhandled_exception", path=request.url.path, exc_info=exc)
     return problem_response(
         request,
@@ -142,6 +143,19 @@ def _http_detail(exc: HTTPException) -> str:
     if exc.status_code == 413:
         return "The request body is larger than this server accepts."
     return str(exc.detail)
+
+
+def _too_large(request: Request[Any, Any, Any]) -> str:
+    """The 413 detail, with the limit of the route that refused (uploads take far more than JSON)."""
+    try:
+        limit = request.route_handler.resolve_request_max_body_size()
+    except Exception:  # no route resolved: the generic words
+        limit = None
+    if not limit:
+        return "The request body is larger than this server accepts."
+    size = next(f"{limit / 1024**n:.1f}".removesuffix(".0") + f" {unit}"
+                for n, unit in ((3, "GB"), (2, "MB"), (1, "KB"), (0, "bytes")) if limit >= 1024**n)  # fmt: skip
+    return f"The request body is larger than this server accepts (at most {size})."
 
 
 def _validation_problem(

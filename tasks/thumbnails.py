@@ -19,7 +19,7 @@ import av
 from PIL import Image, ImageStat, UnidentifiedImageError
 
 # The video files the studio takes (each is a Git LFS rule of every project: sync.lfs).
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm"})
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")
 # How far into a video to look for a picture that is not black before taking the first one.
 LOOK_AHEAD_S = 2.0
 LOOK_AHEAD_FRAMES = 60

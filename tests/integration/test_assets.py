@@ -212,3 +212,25 @@ def test_a_replaced_video_gets_a_new_preview_and_a_broken_one_says_why(
     assert r.status_code == 404
     activity = httpx.get(f"{server.url}/api/projects/{pid}/activity", headers=h).json()
     assert any("No thumbnail for 01_Assets/Uploads/interview.mov" in str(a) for a in activity)
+
+
+def test_files_the_studio_does_not_take_are_refused_in_words(server: LiveServer) -> None:
+    guest = httpx.post(f"{server.url}/api/auth/guest").json()
+    h = {"Authorization": f"Bearer {guest['token']}"}
+    pid = httpx.post(f"{server.url}/api/projects", headers=h, json={"name": "Picky"}).json()["id"]
+    kinds = httpx.get(f"{server.url}/api/asset-kinds", headers=h).json()
+    assert kinds["max_bytes"] == 2 * 1024**3
+    assert kinds["kinds"]["video"] == [".mp4", ".mov", ".webm"]
+    assert ".png" in kinds["kinds"]["image"]
+    assert httpx.get(f"{server.url}/api/asset-kinds").status_code == 401
+
+    for name, words in (
+        ("shot list.txt", "does not take .txt files"),
+        ("README", "does not take files without a type ending"),
+    ):
+        r = httpx.post(f"{server.url}/api/projects/{pid}/assets", headers=h, files={"file": (name, b"notes")})
+        assert r.status_code == 415, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["detail"].startswith(f"{name}: the studio {words}")
+        assert "It takes images (.png, .jpg" in r.json()["detail"]
+    assert httpx.get(f"{server.url}/api/projects/{pid}/assets", headers=h).json() == []

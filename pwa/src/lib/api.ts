@@ -114,6 +114,22 @@ export interface TaskEvent {
 	[extra: string]: unknown;
 }
 
+/** An uploaded file of a project, as `POST /api/projects/{id}/assets` answers. */
+export interface AssetOut {
+	id: string;
+	name: string;
+	kind: string;
+	path: string;
+	sha256: string;
+	size: number;
+}
+
+/** What the studio takes as assets: the largest file, and the file name endings of each kind. */
+export interface AssetKinds {
+	max_bytes: number;
+	kinds: Record<string, string[]>;
+}
+
 export interface Health {
 	status: string;
 	[extra: string]: unknown;
@@ -258,6 +274,50 @@ export async function send(method: string, path: string, opts: RequestOptions = 
 	return res;
 }
 
+/**
+ * Sends `file` as the multipart field `file` with XMLHttpRequest, the one browser API that
+ * reports upload progress: `onProgress(sent, total)` as the bytes go. Resolves to the JSON answer;
+ * failures are {@link ApiError}s as with {@link request}.
+ */
+export function sendFile<T>(
+	method: 'POST' | 'PUT',
+	path: string,
+	file: File,
+	onProgress: (sent: number, total: number) => void,
+	signal?: AbortSignal
+): Promise<T> {
+	return new Promise<T>((resolve, reject) => {
+		const xhr = new XMLHttpRequest();
+		xhr.open(method, path);
+		xhr.setRequestHeader('Accept', 'application/json, application/problem+json');
+		const token = getToken();
+		if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+		xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+		xhr.onerror = () => reject(new ApiError(0, 'Network error', 'The upload was cut off: could not reach the studio server.'));
+		xhr.onabort = () => reject(new DOMException('The upload was stopped.', 'AbortError'));
+		xhr.onload = () => {
+			const res = new Response(xhr.status === 204 ? null : xhr.responseText, {
+				status: xhr.status,
+				statusText: xhr.statusText,
+				headers: { 'content-type': xhr.getResponseHeader('content-type') ?? '' }
+			});
+			if (!res.ok) {
+				void toApiError(res).then(reject);
+				return;
+			}
+			try {
+				resolve(JSON.parse(xhr.responseText) as T);
+			} catch {
+				reject(new ApiError(xhr.status, 'Bad response', 'The server sent a response that is not valid JSON.'));
+			}
+		};
+		signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+		const form = new FormData();
+		form.set('file', file);
+		xhr.send(form);
+	});
+}
+
 /** Performs a request and decodes a JSON body (undefined for 204). */
 export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
 	const res = await send(method, path, opts);
@@ -393,6 +453,35 @@ export const api = {
 
 	createProject(input: NewProject): Promise<Project> {
 		return request<Project>('POST', '/api/projects', { body: input });
+	},
+
+	/** What the studio takes as assets (file kinds and the largest size). */
+	assetKinds(signal?: AbortSignal): Promise<AssetKinds> {
+		return request<AssetKinds>('GET', '/api/asset-kinds', { signal });
+	},
+
+	/** Uploads a file into the project's assets, telling `onProgress` how far it is. */
+	uploadAsset(projectId: string, file: File, onProgress: (sent: number, total: number) => void, signal?: AbortSignal): Promise<AssetOut> {
+		return sendFile<AssetOut>('POST', `/api/projects/${encodeURIComponent(projectId)}/assets`, file, onProgress, signal);
+	},
+
+	/** A new version of an asset (same id): the nodes that use it are marked out of date. */
+	replaceAsset(
+		projectId: string,
+		assetId: string,
+		file: File,
+		onProgress: (sent: number, total: number) => void,
+		signal?: AbortSignal
+	): Promise<AssetOut> {
+		const path = `/api/projects/${encodeURIComponent(projectId)}/assets/${encodeURIComponent(assetId)}/file`;
+		return sendFile<AssetOut>('PUT', path, file, onProgress, signal);
+	},
+
+	/** An asset's preview image as a Blob; a 404 ApiError while it has none. */
+	async assetThumbnail(projectId: string, assetId: string, signal?: AbortSignal): Promise<Blob> {
+		const path = `/api/projects/${encodeURIComponent(projectId)}/assets/${encodeURIComponent(assetId)}/thumbnail`;
+		const res = await send('GET', path, { signal, headers: { Accept: 'image/*, application/problem+json' } });
+		return res.blob();
 	},
 
 	/** The project's preview image as a Blob (use URL.createObjectURL). */

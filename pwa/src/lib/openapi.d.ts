@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/asset-kinds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** AssetKinds */
+        get: operations["ApiAssetKindsAssetKinds"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/guest": {
         parameters: {
             query?: never;
@@ -1074,6 +1091,28 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ApiAssetKindsAssetKinds: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
     ApiAuthGuestGuest: {
         parameters: {
             query?: never;

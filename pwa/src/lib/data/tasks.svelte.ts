@@ -86,6 +86,7 @@ export class ProjectTasks {
 	private retry: ReturnType<typeof setTimeout> | null = null;
 	private closed = false;
 	private attempts = 0;
+	private listeners = new Set<(event: TaskEvent) => void>();
 	private staleNow: ReadonlySet<string> = new Set();
 	private seenStale = new Set<string>();
 
@@ -126,6 +127,7 @@ export class ProjectTasks {
 				const event = JSON.parse(String(e.data)) as TaskEvent;
 				this.tasks = applyEvent(this.tasks, event, this.projectId);
 				this.notices = followStaleMarks(applyNotice(this.notices, event, this.projectId), this.staleNow, this.seenStale);
+				for (const listener of this.listeners) listener(event);
 			} catch {
 				// Not an event this version understands.
 			}
@@ -137,6 +139,13 @@ export class ProjectTasks {
 			this.attempts += 1;
 			this.retry = setTimeout(() => this.connect(), Math.min(10_000, 250 * 2 ** this.attempts));
 		};
+	}
+
+	/** Also hands every event of the socket to `listener` (asset uploads follow theirs); returns
+	 * the function that stops it. */
+	listen(listener: (event: TaskEvent) => void): () => void {
+		this.listeners.add(listener);
+		return () => this.listeners.delete(listener);
 	}
 
 	/** Starts a task and shows it at once (the queued event updates it). */
