@@ -28,8 +28,10 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 
-from app.sync_socket import accept_signed_in
+from app.deps import Services
+from app.sync_socket import refuse
 from sync.db import Index
+from sync.protocol import Close
 from tasks.broker import stamp
 
 QUEUE_LIMIT = 1000
@@ -97,22 +99,31 @@ class EventHub:
 @websocket("/events", name="events")
 async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
     hub: EventHub = socket.app.state.events
-    user = await accept_signed_in(socket)
-    if user is None:
-        return
-    sub = Subscriber(user.id)
-    hub.subscribers.add(sub)
-
-    async def pump() -> None:
-        while True:
-            await socket.send_text(json.dumps(await sub.queue.get(), default=str))
-
-    sender = asyncio.get_running_loop().create_task(pump())
+    svc: Services = socket.app.state.services
+    user = svc.accounts.authenticate(socket.query_params.get("token", ""))
+    # Listening starts before the socket is accepted: a client that acts as soon as it is open
+    # (enqueues a task, say) hears every event of it, task.queued included.
+    sub = Subscriber(user.id) if user is not None else None
+    if sub is not None:
+        hub.subscribers.add(sub)
+    sender: asyncio.Task[None] | None = None
     try:
+        await socket.accept()
+        if sub is None:
+            await refuse(socket, Close.UNAUTHENTICATED, "sign in first: pass ?token=")
+            return
+
+        async def pump() -> None:
+            while True:
+                await socket.send_text(json.dumps(await sub.queue.get(), default=str))
+
+        sender = asyncio.get_running_loop().create_task(pump())
         while (await socket.receive())["type"] != "websocket.disconnect":
             pass  # the client has nothing to say; reading notices when it leaves
     except Exception:  # noqa: S110 - a vanished client ends the subscription
         pass
     finally:
-        hub.subscribers.discard(sub)
-        sender.cancel()
+        if sub is not None:
+            hub.subscribers.discard(sub)
+        if sender is not None:
+            sender.cancel()

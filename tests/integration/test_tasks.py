@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -86,6 +87,17 @@ def test_export_task_runs_with_events_from_queued_to_succeeded(live_server: Live
     assert activity[0]["kind"] == "task.succeeded"
     assert activity[0]["summary"] == "project.export finished"
     assert activity[0]["detail"]["task"] == task["id"]
+
+
+def test_events_without_a_valid_token_close_with_4401(live_server: LiveServer) -> None:
+    async def close_code(query: str) -> int | None:
+        async with websockets.connect(f"{live_server.url.replace('http', 'ws')}/events{query}") as ws:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), timeout=10)
+            return ws.close_code
+
+    assert asyncio.run(close_code("")) == 4401
+    assert asyncio.run(close_code("?token=not-a-token")) == 4401
 
 
 def test_storyboard_of_a_sample_scene_makes_a_png_and_a_pdf(live_server: LiveServer) -> None:
