@@ -135,8 +135,9 @@ class EdgeMiddleware:
                 status_holder["status"] = message.get("code", 1000)
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                extra = [(b"x-request-id", rid.encode()), *self._security_headers(path)]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = message.get("headers", [])
+                extra = [(b"x-request-id", rid.encode()), *self._security_headers(path, headers)]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         try:
@@ -200,8 +201,12 @@ class EdgeMiddleware:
                 )
         return None
 
-    def _security_headers(self, path: str) -> list[tuple[bytes, bytes]]:
-        return self._headers_api if path.startswith("/api") else self._headers_static
+    def _security_headers(self, path: str, headers: Any) -> list[tuple[bytes, bytes]]:
+        # API answers are not stored by browsers, unless the handler says how to cache them
+        # (media: kept and revalidated with its ETag).
+        if not path.startswith("/api") or any(k.lower() == b"cache-control" for k, _ in headers):
+            return self._headers_static
+        return self._headers_api
 
 
 def _host_only(host: str) -> str:

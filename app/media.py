@@ -18,7 +18,9 @@ def file_response(request: Request[Any, Any, Any], path: Path, *, etag: str, fil
     """The bytes of ``path``: 304 for a matching ``If-None-Match``, 206 for ``Range: bytes=a-b``
     (video players seek with it), 416 for a range outside the file."""
     size = path.stat().st_size
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    # Kept by the browser, but asked about each time (a 304 when unchanged): an asset replaced
+    # under the same URL shows at once.
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == etag:
         return Response(b"", status_code=304, headers=headers)
     wanted = request.headers.get("range")

@@ -186,7 +186,11 @@ def test_a_replaced_video_gets_a_new_preview_and_a_broken_one_says_why(
     ).json()
     assert wait_for_thumbnail_task(server, h, pid, asset["id"])["state"] == "succeeded"
     before = httpx.get(f"{server.url}/api/projects/{pid}/assets/{asset['id']}/thumbnail", headers=h)
-    assert "no-store" in before.headers["cache-control"]  # the same URL will show the new one
+    # Kept by the browser but asked about every time: the same URL will show the new one
+    assert before.headers["cache-control"] == "private, no-cache"
+    unchanged = httpx.get(f"{server.url}/api/projects/{pid}/assets/{asset['id']}/thumbnail",
+                          headers={**h, "If-None-Match": before.headers["etag"]})  # fmt: skip
+    assert unchanged.status_code == 304
 
     # A new version, square and green: the preview follows it
     second = video(tmp_path / "take2.mp4", "mpeg4", 96, 96, [(40, 200, 40)])

@@ -139,6 +139,8 @@ def test_every_response_has_a_request_id_and_security_headers(client: TestClient
         csp = r.headers["content-security-policy"]
         assert "default-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp
+        # API answers (a person's data) are never stored by the browser; the app shell may be
+        assert (r.headers.get("cache-control") == "no-store") == path.startswith("/api"), path
     r = client.get("/api/health", headers={"X-Request-ID": "trace-abc-12345"})
     assert r.headers["x-request-id"] == "trace-abc-12345"
     r = client.get("/api/health", headers={"X-Request-ID": "bad id\nwith newline"})
