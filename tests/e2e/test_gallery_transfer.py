@@ -35,11 +35,11 @@ def test_an_exported_project_imports_back_as_a_new_one(
     card = page.locator(CARD).filter(has_text="Lantern Festival")
     expect(card).to_have_count(1)
 
-    # Export it: the download is one file, named after the project
+    # Export it: the download is one file, named after the project (a zip: history and media)
     card.get_by_test_id("select-project").check()
     with page.expect_download() as download:
         page.get_by_test_id("bulk-export").click()
-    assert download.value.suggested_filename == "Lantern Festival.bundle"
+    assert download.value.suggested_filename == "Lantern Festival.zip"
     exported = tmp_path / download.value.suggested_filename
     download.value.save_as(exported)
     expect(page.get_by_test_id("bulk-message")).to_contain_text("Exported “Lantern Festival”")
