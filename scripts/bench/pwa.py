@@ -401,9 +401,10 @@ def js_sizes(responses: list[Any]) -> list[dict[str, Any]]:
             continue
         path = urlsplit(r.url).path
         wire = int(r.request.sizes()["responseBodySize"])
-        if wire == 0 and r.from_service_worker:
-            # The service worker took control during the load and answered this one itself: the
-            # bytes crossed the wire in its own request, which the page does not see.
+        if wire == 0:
+            # Answered by the service worker (it took control during the load) or from a cache
+            # its precaching filled: the bytes crossed the wire in a request the page does not
+            # see. Ask the server what it sends for the file.
             wire = wire_bytes(r.url)
         if path in by_path and by_path[path]["wire"] >= wire:
             continue
