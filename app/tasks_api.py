@@ -97,15 +97,18 @@ class TaskController(Controller):
         task = svc.tasks.create(project_id=pid, kind=kind.kind, queue=kind.queue, params=params.model_dump(),
                                 node_id=data.node_id, requester_id=user.id, priority=data.priority,
                                 size_key=kind.size_key(params))  # fmt: skip
+        # Announced before it is sent: a worker may start it at once, and its task.running must
+        # not reach anyone before its task.queued.
+        request.app.state.publish_task(event("queued", task))
         try:
             request.app.state.send_task(task)
         except QueueUnavailable:
             # Refused rather than held: nothing half-made stays behind, and the person knows.
             svc.tasks.discard(task["id"])
-            raise Problem(503, "The task queue (Redis) cannot be reached right now, so the task was not "
-                          "queued. Try again in a moment: GET /api/health shows when the queue is back.",
-                          slug="queue-unavailable", headers={"Retry-After": "5"}) from None  # fmt: skip
-        request.app.state.publish_task(event("queued", task))
+            words = ("The task queue (Redis) cannot be reached right now, so the task was not queued. "
+                     "Try again in a moment: GET /api/health shows when the queue is back.")  # fmt: skip
+            request.app.state.publish_task(event("failed", {**task, "state": "failed", "error": words}))
+            raise Problem(503, words, slug="queue-unavailable", headers={"Retry-After": "5"}) from None
         return task
 
     @get("/projects/{project_id:uuid}/tasks", sync_to_thread=False, guards=[require_member])
