@@ -401,7 +401,7 @@ def js_sizes(responses: list[Any]) -> list[dict[str, Any]]:
             continue
         path = urlsplit(r.url).path
         wire = int(r.request.sizes()["responseBodySize"])
-        if wire == 0:
+        if wire <= 0:  # none, or a negative size Chromium reports for some such answers
             # Answered by the service worker (it took control during the load) or from a cache
             # its precaching filled: the bytes crossed the wire in a request the page does not
             # see. Ask the server what it sends for the file.
