@@ -62,6 +62,7 @@ class Ours:
         ledger = LocalLedger(self.store, lambda e: self.events.append(e["type"]))
         self.runtime = Runtime(ledger, lambda _: LocalProject(self.project), models, self.deliver)
         self.last: dict[str, Any] = {}
+        self.loaded_mb = 0.0  # GPU memory our cached pipeline holds, read before the cancel checks
 
     def deliver(self, task_id: str, outputs: list[Any]) -> list[dict[str, Any]]:
         # What the in-process delivery does with the file; the take's Git commit is the server's
@@ -116,8 +117,6 @@ class Ours:
             found.append({"stop_s": stopped, "allocated_mb": torch.cuda.memory_allocated() / 2**20 if cuda else 0.0,
                           "reserved_mb": torch.cuda.memory_reserved() / 2**20 if cuda else 0.0})  # fmt: skip
         return found
-
-    loaded_mb = 0.0
 
 
 class Plain:

@@ -383,15 +383,6 @@ export const api = {
 		return res.blob();
 	},
 
-	/** One project's export: its git bundle (importable as it is) or a zip of its files. */
-	async exportProject(id: string, format: 'bundle' | 'zip'): Promise<Blob> {
-		const res = await send('GET', `/api/projects/${encodeURIComponent(id)}/export`, {
-			query: { format },
-			headers: { Accept: 'application/octet-stream, application/zip, application/problem+json' }
-		});
-		return res.blob();
-	},
-
 	restoreProject(id: string): Promise<Project> {
 		return request<Project>('POST', `/api/projects/${encodeURIComponent(id)}/restore`);
 	},
