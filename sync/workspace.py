@@ -53,6 +53,7 @@ class Workspace:
         self.trash = self.root / ".trash"
         self.staging = self.root / ".staging"
         self._claim = threading.Lock()
+        self._creating = threading.Lock()
         self._skeleton_made: repo.Skeleton | None = None
         self._taken = _FoldedNames(self.projects)
 
@@ -92,7 +93,9 @@ class Workspace:
         ``register`` receives the project's workspace-relative path (``Projects/My_Film``) and
         records it in the index; if it raises, the folder is removed again. Returns that path.
         """
-        with self.staged() as stage:
+        # One at a time: creations side by side contend for the GIL and the kernel's directory
+        # locks and use half as much CPU again for the same number of projects.
+        with self._creating, self.staged() as stage:
             files = scaffold(stage, state)
             repo.create(stage, files, message, author, self._skeleton())
             return self._place(stage, state["meta"]["name"], register)
