@@ -16,7 +16,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from app.accounts.service import User
+from app.accounts.service import User, token_hash
 from app.deps import Services
 from app.edge import RAW_SEND
 from app.logs import get_logger
@@ -118,7 +118,8 @@ async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: FromPath[str
         await refuse(socket, Close.FORBIDDEN, "you are not a member of this project")
         return
     room = await svc.rooms.get(project_id)
-    who = Who(user_id=user.id, name=user.name, can_write=row[1] in ("owner", "editor"))
+    who = Who(user_id=user.id, name=user.name, can_write=row[1] in ("owner", "editor"),
+              session=token_hash(socket.query_params.get("token", "")))  # fmt: skip
     log.info("sync_joined", project_id=project_id, user_id=user.id, role=row[1])
     channel = SocketChannel(socket)
     await room.serve(channel, who, channel.frames())

@@ -30,6 +30,9 @@ class Close(IntEnum):
     NOT_FOUND = 4404
     SLOW_CONSUMER = 4408
     RATE_LIMITED = 4429
+    # Not at connect: an open socket whose person became editor or viewer. In the 4500-4599 range
+    # ("try again"), so the stock y-websocket client reconnects by itself and gets the new role.
+    ROLE_CHANGED = 4500
 
 
 class ProtocolError(ValueError):

@@ -6,6 +6,9 @@ Rules (numbered as in ``sync/SPEC.md``):
 - D1 an update is appended to the log before any peer sees it;
 - D2 a peer receives every accepted update except its own, in the order they were accepted;
 - D3 a refused frame closes only its sender, and leaves the document untouched;
+- P4 a peer whose access is withdrawn while it is connected is closed (4401 signed out, 4403
+  no longer a member); one whose role changes writes (or stops writing) from then on and is
+  closed with 4500, so its client reconnects and asks for its role again (:meth:`Room.reauthorise`);
 - A1 awareness is relayed to every other peer and cleared when its owner leaves or goes quiet;
 - S1 updates other server processes appended to the shared log reach this room's peers
   (:meth:`Room.catch_up`); S2 so do their peers' awareness states (:meth:`Room.take_awareness`).
@@ -18,8 +21,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, Protocol
 
 from pycrdt import Doc, Map, MapEvent
 
@@ -45,6 +48,18 @@ class Who:
     user_id: str
     name: str
     can_write: bool
+    session: str = ""  # which sign-in (a token's hash): signing out closes its sockets
+
+
+class Refusal(NamedTuple):
+    """A peer's access is gone: close it with ``code`` and ``reason``."""
+
+    code: int
+    reason: str
+
+
+# What a peer may do now: write (True), only read (False), or nothing any more.
+Access = bool | Refusal
 
 
 @dataclass(eq=False)
@@ -567,6 +582,33 @@ class Room:
         peer.kick = (code, reason)
         if peer.task is not None and peer.task is not asyncio.current_task():
             peer.task.cancel()
+
+    def sessions(self) -> set[tuple[str, str]]:
+        """(user id, session) of every open peer."""
+        return {(p.who.user_id, p.who.session) for p in self.peers if not p.closed}
+
+    def reauthorise(self, access: dict[tuple[str, str], Access]) -> int:
+        """Apply what each session may do now (P4); sessions not in ``access`` are left as they are.
+        Returns how many peers were closed."""
+        closed = 0
+        for peer in list(self.peers):
+            now = access.get((peer.who.user_id, peer.who.session))
+            if now is None or peer.closed:
+                continue
+            if isinstance(now, Refusal):
+                log.info("peer_access_withdrawn project=%s user=%s code=%d", self.project_id,
+                         peer.who.user_id, now.code)  # fmt: skip
+                self._kick(peer, now.code, now.reason)
+                closed += 1
+            elif now != peer.who.can_write:
+                # From this frame on its updates are taken (or refused); the client reconnects and
+                # reads its new role, so its screen matches what the server accepts.
+                peer.who = replace(peer.who, can_write=now)
+                log.info("peer_role_changed project=%s user=%s can_write=%s", self.project_id,
+                         peer.who.user_id, now)  # fmt: skip
+                self._kick(peer, Close.ROLE_CHANGED, "your role in this project changed")
+                closed += 1
+        return closed
 
     async def close_all(self, code: int = Close.GOING_AWAY, reason: str = "server shutting down") -> None:
         peers = list(self.peers)

@@ -28,7 +28,7 @@ from pycrdt import Doc
 from sync.docmodel import doc_to_state, state_to_doc
 from sync.materializer import Materializer
 from sync.model import files_to_state
-from sync.room import Conflict, Room
+from sync.room import Access, Conflict, Room
 from sync.updatelog import UpdateLog
 
 log = logging.getLogger("sync.rooms")
@@ -74,6 +74,9 @@ class Rooms:
         self.on_loaded: Callable[[str], None] = lambda project_id: None
         # Told when this process trashes a project (the others close their peers of it).
         self.on_evict: Callable[[str], None] = lambda project_id: None
+        # Asked what the given (user id, session) pairs may do in a project now (P4); None: the
+        # rooms never re-check. Called on the event loop: it must be quick.
+        self.access: Callable[[str, set[tuple[str, str]]], dict[tuple[str, str], Access]] | None = None
 
     async def get(self, project_id: str) -> Room:
         """The room of ``project_id``, loading it if needed (raises KeyError for unknown projects)."""
@@ -234,12 +237,33 @@ class Rooms:
         self.rooms.pop(project_id, None)
         self._loading.pop(project_id, None)
 
+    def reauthorise(self, project_id: str | None = None) -> int:
+        """Check again what the peers of ``project_id`` (or of every room) may do, and close or
+        change those whose access changed (P4): called at once after a change made in this process
+        (a member removed, a sign-out) and by the sweep every few seconds, which catches changes
+        made through other server processes. Returns how many peers were closed."""
+        if self.access is None:
+            return 0
+        rooms = [self.rooms[project_id]] if project_id in self.rooms else []
+        if project_id is None:
+            rooms = list(self.rooms.values())
+        closed = 0
+        for room in rooms:
+            sessions = room.sessions()
+            if sessions:
+                closed += room.reauthorise(self.access(room.project_id, sessions))
+        return closed
+
     # -- memory -----------------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(min(5.0, self.idle_s / 2))
             now = time.monotonic()
+            try:
+                self.reauthorise()
+            except Exception:  # the index is busy or gone: the next round tries again
+                log.exception("reauthorise_failed")
             for project_id, room in list(self.rooms.items()):
                 room.expire_awareness()
                 if room.peers:

@@ -93,6 +93,7 @@ class AuthController(Controller):
         handed: HandedOver | None = None
         if maybe_user is not None and maybe_user.guest and maybe_user.id != user.id:
             handed = await hand_over_guest(svc, maybe_user, user, ip)
+            svc.rooms.reauthorise()  # the guest's sign-in is gone: its open sockets close (4401)
         token = await asyncio.to_thread(svc.accounts.issue_token, user.id)
         return {"token": token, "user": cast("UserOut", user.public()), "from_guest": handed}
 
@@ -101,6 +102,7 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], user: NamedDependency[User], svc: NamedDependency[Services]
     ) -> None:
         svc.accounts.logout(bearer_token(request), user, client_ip(request))
+        svc.rooms.reauthorise()  # this sign-in's open sync sockets close (4401)
 
 
 class MeController(Controller):
@@ -131,3 +133,4 @@ class MeController(Controller):
             await svc.rooms.evict(project_id)  # commit and close live rooms before their folders move
         trashed = await asyncio.to_thread(svc.projects.forget_user, user)
         await asyncio.to_thread(svc.accounts.delete_account, user, client_ip(request), trashed)
+        svc.rooms.reauthorise()  # their sockets on projects shared with others close (4401)

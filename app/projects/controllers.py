@@ -293,8 +293,8 @@ class ProjectController(Controller):
     ) -> list[dict[str, Any]]:
         return svc.projects.members(user, str(project_id))
 
-    @post("/{project_id:uuid}/members", sync_to_thread=True, status_code=HTTP_200_OK, guards=[require_owner])
-    def add_member(
+    @post("/{project_id:uuid}/members", status_code=HTTP_200_OK, guards=[require_owner])
+    async def add_member(
         self,
         project_id: FromPath[UUID],
         data: JSONBody[MemberIn],
@@ -308,16 +308,17 @@ class ProjectController(Controller):
                 f"No one has an account with the email {data.email}: ask them to register first.",
                 slug="no-such-account",
             )
-        return svc.projects.set_member(user, str(project_id), member, data.role)
+        done = await asyncio.to_thread(svc.projects.set_member, user, str(project_id), member, data.role)
+        svc.rooms.reauthorise(str(project_id))  # their open sockets take the new role at once
+        return done
 
-    @delete(
-        "/{project_id:uuid}/members/{member_id:str}", sync_to_thread=True, status_code=HTTP_204_NO_CONTENT
-    )
-    def remove_member(
+    @delete("/{project_id:uuid}/members/{member_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def remove_member(
         self,
         project_id: FromPath[UUID],
         member_id: FromPath[str],
         user: NamedDependency[User],
         svc: NamedDependency[Services],
     ) -> None:
-        svc.projects.remove_member(user, str(project_id), member_id)
+        await asyncio.to_thread(svc.projects.remove_member, user, str(project_id), member_id)
+        svc.rooms.reauthorise(str(project_id))  # their open sockets close (4403)

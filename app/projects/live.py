@@ -11,7 +11,8 @@ from sync import repo
 from sync.docmodel import doc_to_state
 from sync.materializer import Committed, Materializer, SharedWrites
 from sync.model import story_text
-from sync.room import Conflict
+from sync.protocol import Close
+from sync.room import Access, Conflict, Refusal
 from sync.rooms import FILESYSTEM, Rooms
 from sync.updatelog import SQLiteUpdateLog
 from sync.watcher import Watcher
@@ -131,10 +132,41 @@ def build_rooms(studio: Studio, locks: ProjectLocks | None = None) -> Rooms:
         )
 
     log_path = studio.settings.data_dir / "sync.db"
-    materializer = Materializer(authors=authors, on_commit=on_commit, locks=locks or ProjectLocks(),
-                                shared=SharedWrites(log_path))  # fmt: skip
-    updates = SQLiteUpdateLog(log_path)
-    return Rooms(updates, project_root, materializer, on_conflict=on_conflict)
+    rooms = Rooms(SQLiteUpdateLog(log_path), project_root, Materializer(
+        authors=authors, on_commit=on_commit, locks=locks or ProjectLocks(), shared=SharedWrites(log_path)
+    ), on_conflict=on_conflict)  # fmt: skip
+    rooms.access = lambda project_id, sessions: access_now(studio, project_id, sessions)
+    return rooms
+
+
+def access_now(
+    studio: Studio, project_id: str, sessions: set[tuple[str, str]]
+) -> dict[tuple[str, str], Access]:
+    """What each (user id, session) may do in ``project_id`` now, from the index: its sign-in must
+    still be valid (not signed out, the account not erased) and its person still a member."""
+    db = studio.index.db
+    roles = dict(
+        db.execute("SELECT user_id, role FROM members WHERE project_id = ?", [project_id]).fetchall()
+    )
+    hashes = sorted({session for _, session in sessions if session})
+    valid: set[str] = set()
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        valid.update(h for (h,) in db.execute(
+            f"SELECT hash FROM tokens WHERE revoked_at IS NULL AND hash IN ({marks})", chunk  # noqa: S608
+        ))  # fmt: skip
+    out: dict[tuple[str, str], Access] = {}
+    for user_id, session in sessions:
+        if session and session not in valid:
+            out[user_id, session] = Refusal(
+                Close.UNAUTHENTICATED, "you signed out (or the sign-in was revoked)"
+            )
+        elif user_id not in roles:
+            out[user_id, session] = Refusal(Close.FORBIDDEN, "you are no longer a member of this project")
+        else:
+            out[user_id, session] = roles[user_id] in ("owner", "editor")
+    return out
 
 
 def _short(value: object, limit: int = 40) -> str:

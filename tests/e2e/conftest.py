@@ -25,7 +25,11 @@ from tests.e2e.studio_helpers import DESKTOP
 @pytest.fixture(scope="module")
 def studio(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     seed = "true" if getattr(request.module, "SEED_SAMPLES", False) else "false"
-    server = start_server(tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES=seed)
+    # One module's tests sign in and out a dozen times in seconds from one address: more than the
+    # default limit on sign-ins lets through (tests/integration/test_http_edge.py checks that limit).
+    server = start_server(
+        tmp_path_factory.mktemp("workspace"), STUDIO_SEED_SAMPLES=seed, STUDIO_RATE_LIMIT_AUTH="50"
+    )
     yield server
     stop_server(server)
 

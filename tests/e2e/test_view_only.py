@@ -60,3 +60,36 @@ def test_a_viewer_sees_the_project_and_has_nothing_to_change(page: Page, studio:
     expect(page.get_by_test_id("view-only")).to_have_count(0)
     page.keyboard.press("n")  # where the same key adds a node
     expect(nodes).to_have_count(before + 1)
+
+
+def test_an_editor_made_viewer_while_the_studio_is_open_turns_view_only_and_back(
+    page: Page, studio: LiveServer
+) -> None:
+    owner, member = register(studio, "Oona"), register(studio, "Milo")
+    h = {"Authorization": f"Bearer {owner['token']}"}
+    pid = httpx.post(f"{studio.url}/api/projects", headers=h, json={"name": "Night Ferry"}).json()["id"]
+
+    def set_role(role: str) -> None:
+        r = httpx.post(f"{studio.url}/api/projects/{pid}/members", headers=h,
+                       json={"email": member["email"], "role": role})  # fmt: skip
+        assert r.status_code == 200, r.text
+
+    set_role("editor")
+    page.add_init_script(
+        "if (!localStorage.getItem('studio.token')) {"
+        f" localStorage.setItem('studio.token', {member['token']!r}); localStorage.setItem('studio.visited', '1') }}"
+    )
+    page.goto(f"{studio.url}/projects/{pid}")
+    expect(page.get_by_test_id("project-name")).to_have_text("Night Ferry")
+    expect(page.get_by_test_id("add-node")).to_be_visible()
+
+    # When the owner makes Milo a viewer, Milo's open studio turns view only, without a reload
+    set_role("viewer")
+    expect(page.get_by_test_id("view-only")).to_have_text("View only")
+    expect(page.get_by_test_id("add-node")).to_have_count(0)
+    # and when the owner makes him an editor again, he gets his tools back
+    set_role("editor")
+    expect(page.get_by_test_id("view-only")).to_have_count(0)
+    expect(page.get_by_test_id("add-node")).to_be_visible()
+    # The studio kept syncing all along (the socket reconnected by itself each time)
+    expect(page.get_by_test_id("sync-state")).to_have_attribute("data-state", "synced")

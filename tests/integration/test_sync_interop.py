@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -86,6 +87,24 @@ class Api:
 
     def add_member(self, owner: Account, project_id: str, member: Account, role: str) -> None:
         self._post(f"/api/projects/{project_id}/members", {"email": member.email, "role": role}, owner, 200)
+
+    def remove_member(self, owner: Account, project_id: str, member: Account) -> None:
+        r = httpx.delete(
+            f"{self.url}/api/projects/{project_id}/members/{member.user['id']}",
+            headers=owner.headers,
+            timeout=30,
+        )
+        assert r.status_code == 204, r.text
+
+    def login(self, who: Account) -> Account:
+        """A second sign-in of ``who`` (another browser): same person, another token."""
+        body = {"email": who.email, "password": "correct horse battery"}
+        got = self._post("/api/auth/login", body, status=200)
+        return Account(token=got["token"], user=got["user"], email=who.email)
+
+    def logout(self, who: Account) -> None:
+        r = httpx.post(f"{self.url}/api/auth/logout", headers=who.headers, timeout=30)
+        assert r.status_code == 204, r.text
 
     def trash(self, owner: Account, project_id: str) -> None:
         r = httpx.delete(f"{self.url}/api/projects/{project_id}", headers=owner.headers, timeout=30)
@@ -601,6 +620,102 @@ def test_p2_viewer_receives_edits_but_its_own_never_reach_anyone_or_git(
     assert set(canvas["nodes"]) == {"by-owner", "by-owner-2"}
     assert "viewer was here" not in (root / "project.json").read_text()
     assert "Victor Viewer" not in git(root, "log", "--format=%an %B")
+
+
+# -- P4: access withdrawn or changed while a socket is open ----------------------------------------------------
+
+
+def closes_of(node: Node, client: str, code: int, timeout: float = 3.0) -> dict[str, Any]:
+    """The client's status once its socket was closed with ``code`` (fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = node("status", client)
+        if any(c["code"] == code for c in status["closes"]):
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{client} was not closed with {code} within {timeout} s: {status}")
+        time.sleep(0.05)
+
+
+def test_p4_a_removed_member_is_closed_at_once_and_the_others_carry_on(api: Api, node: Node) -> None:
+    owner, editor = api.register("Olga Owner"), api.register("Eddie Editor")
+    pid = api.project(owner, "Removing")["id"]
+    api.add_member(owner, pid, editor, "editor")
+    node.join("o", api.ws, pid, owner.token)
+    node.join("e", api.ws, pid, editor.token)
+    node("set", "e", path=[*NODES, "before"], value=node_value(1, 1), deep=True)
+    node.wait_for("o", [*NODES, "before"], node_value(1, 1))
+
+    started = time.monotonic()
+    api.remove_member(owner, pid, editor)
+    status = closes_of(node, "e", 4403, timeout=2.0)
+    assert time.monotonic() - started < 2.0
+    assert "no longer a member" in status["closes"][-1]["reason"]
+    time.sleep(0.5)  # 4403 is permanent: the stock client does not come back
+    assert node("status", "e")["connected"] is False
+    # The owner's socket stayed open and the room goes on.
+    node("set", "o", path=[*NODES, "after"], value=node_value(2, 2), deep=True)
+    node.join("fresh", api.ws, pid, owner.token)
+    assert set(node.get("fresh", NODES)) == {"before", "after"}
+    assert node("status", "o")["closes"] == []
+    # And the removed person cannot come back in.
+    assert node.open("again", api.ws, pid, editor.token).get("closed") == 4403
+
+
+def test_p4_a_role_change_takes_effect_on_the_open_socket(api: Api, node: Node) -> None:
+    owner, member = api.register("Olga Owner"), api.register("Rory Role")
+    pid = api.project(owner, "Roles")["id"]
+    api.add_member(owner, pid, member, "editor")
+    node.join("o", api.ws, pid, owner.token)
+    node.join("m", api.ws, pid, member.token)
+
+    api.add_member(owner, pid, member, "viewer")  # an editor becomes a viewer
+    closes_of(node, "m", 4500)
+    node("connect", "m", keep_trying=True)  # the stock client reconnects by itself; wait for it
+    node("set", "m", path=[*NODES, "as-viewer"], value=node_value(5, 5), deep=True)
+    node("set", "o", path=[*NODES, "owner-mark"], value=node_value(6, 6), deep=True)
+    node.wait_for("m", [*NODES, "owner-mark"], node_value(6, 6))  # still receives
+    time.sleep(0.5)
+    assert node.get("o", [*NODES, "as-viewer"]) is ABSENT  # its write is refused now
+
+    api.add_member(owner, pid, member, "editor")  # and back
+    deadline = time.monotonic() + 3
+    while sum(c["code"] == 4500 for c in node("status", "m")["closes"]) < 2:
+        assert time.monotonic() < deadline, node("status", "m")
+        time.sleep(0.05)
+    node("connect", "m", keep_trying=True)
+    node("set", "m", path=[*NODES, "as-editor"], value=node_value(7, 7), deep=True)
+    node.wait_for("o", [*NODES, "as-editor"], node_value(7, 7))
+
+
+def test_p4_signing_out_closes_that_sign_ins_sockets_only(api: Api, node: Node) -> None:
+    person = api.register("Sam Twice")
+    laptop, phone = person, api.login(person)
+    pid = api.project(person, "Two devices")["id"]
+    node.join("laptop", api.ws, pid, laptop.token)
+    node.join("phone", api.ws, pid, phone.token)
+
+    api.logout(laptop)
+    status = closes_of(node, "laptop", 4401, timeout=2.0)
+    assert "signed out" in status["closes"][-1]["reason"]
+    node("set", "laptop", path=[*NODES, "after-sign-out"], value=node_value(8, 8), deep=True)
+    node("set", "phone", path=[*NODES, "from-phone"], value=node_value(9, 9), deep=True)
+    node.join("check", api.ws, pid, phone.token)
+    assert set(node.get("check", NODES)) == {"from-phone"}
+    assert node("status", "phone")["closes"] == []
+
+
+def test_p4_access_removed_by_another_server_process_closes_within_seconds(
+    api: Api, node: Node, server: LiveServer
+) -> None:
+    """Another server process (or `sqlite3` by hand) changes the index: the sweep catches it."""
+    owner, editor = api.register("Olga Owner"), api.register("Ed Elsewhere")
+    pid = api.project(owner, "Elsewhere")["id"]
+    api.add_member(owner, pid, editor, "editor")
+    node.join("e", api.ws, pid, editor.token)
+    with contextlib.closing(sqlite3.connect(server.data_dir / "studio.db")) as db, db:
+        db.execute("DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, editor.user["id"]])
+    closes_of(node, "e", 4403, timeout=8.0)
 
 
 # -- M1: the materializer commits the document to Git, with attribution ----------------------------------------------

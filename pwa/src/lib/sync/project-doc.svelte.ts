@@ -10,7 +10,7 @@ import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import { changedThings } from './edits';
-import { closeReason, isSyncStep2, isTerminal, syncStep1Frame } from './protocol';
+import { Close, closeReason, isSyncStep2, isTerminal, syncStep1Frame } from './protocol';
 import { SyncTracker, type SyncState } from './tracker';
 
 const PENDING_PREFIX = 'studio.pending.';
@@ -73,6 +73,8 @@ export class ProjectDoc {
 	loaded = $state(false);
 	/** Reactive: true once the document has content (from IndexedDB or the server). */
 	ready = $state(false);
+	/** Reactive: counts the times the server said this person's role changed (ask for it again). */
+	roleChanges = $state(0);
 	private readonly cleanups: (() => void)[] = [];
 
 	constructor(id: string, opts: OpenOptions) {
@@ -110,7 +112,14 @@ export class ProjectDoc {
 				tracker.step2Received();
 			}
 		};
+		// After a role change, the role is asked for again at once and once more when the socket is
+		// back: the server reads the role at connect, so a change made while it was away counts too.
+		let roleChanged = false;
 		provider.on('status', ({ status }) => {
+			if (status === 'connected' && roleChanged) {
+				roleChanged = false;
+				this.roleChanges += 1;
+			}
 			if (status === 'connected') {
 				socket?.removeEventListener('message', onMessage);
 				socket = provider.ws;
@@ -125,6 +134,10 @@ export class ProjectDoc {
 			tracker.fail(closeReason(code, reason) ?? `The connection closed (code ${code}).`);
 		});
 		provider.on('connection-close', (event) => {
+			if (event?.code === Close.ROLE_CHANGED) {
+				roleChanged = true;
+				this.roleChanges += 1;
+			}
 			if (event && !isTerminal(event.code)) tracker.setConnected(false);
 		});
 

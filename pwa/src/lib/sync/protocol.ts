@@ -22,7 +22,9 @@ export const Close = {
 	FORBIDDEN: 4403,
 	NOT_FOUND: 4404,
 	SLOW_CONSUMER: 4408,
-	RATE_LIMITED: 4429
+	RATE_LIMITED: 4429,
+	/** On an open socket: this person's role changed; clients reconnect (4500-4599: try again). */
+	ROLE_CHANGED: 4500
 } as const;
 
 const REASONS: Record<number, string> = {
@@ -32,6 +34,7 @@ const REASONS: Record<number, string> = {
 	[Close.FORBIDDEN]: 'You are not a member of this project (any more). Ask an owner to add you.',
 	[Close.NOT_FOUND]: 'This project was deleted or moved to the trash. Restore it to keep syncing.',
 	[Close.SLOW_CONSUMER]: 'This browser fell too far behind; it reconnects by itself.',
+	[Close.ROLE_CHANGED]: 'Your role in this project changed; the studio reconnects by itself.',
 	[Close.RATE_LIMITED]: 'Too many presence updates; the studio reconnects by itself.'
 };
 
