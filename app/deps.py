@@ -16,6 +16,7 @@ from app.problems import Problem
 from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.studio import Studio
+from sync.builders import Builders
 from sync.rooms import Rooms
 from tasks.store import TaskStore
 
@@ -113,6 +114,7 @@ class Services:
     transfers: Transfers
     rooms: Rooms
     tasks: TaskStore
+    builders: Builders
 
 
 def provide_services(request: Request[Any, Any, Any]) -> Services:

@@ -50,6 +50,7 @@ from app.takes import TakeController
 from app.tasks_api import TaskController
 from app.webhooks_api import WebhookController
 from app.worker_api import WorkerController
+from sync.builders import Builders
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
 from tasks import bench
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     studio = Studio.open(settings)
     locks = ProjectLocks()  # one lock per repository, for the materializer, trash and bundles alike
     projects = Projects(studio, locks)
+    builders = Builders(studio.workspace)  # builder processes for bursts of new projects
     rooms = build_rooms(studio, locks)
     task_store = TaskStore(studio.index)
     hub = EventHub(studio.index)
@@ -252,6 +254,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
 
     async def on_shutdown(app: Litestar) -> None:
+        builders.close()
         app.state.purger.cancel()
         app.state.watchdog.cancel()
         app.state.watcher.stop()
@@ -339,6 +342,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         transfers=Transfers(projects),
         rooms=rooms,
         tasks=task_store,
+        builders=builders,
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app

@@ -10,6 +10,7 @@ git-lfs installed all see an ordinary LFS repository.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import shutil
 from pathlib import Path, PurePosixPath
@@ -46,7 +47,12 @@ FILTER_CONFIG = {
 
 def is_lfs_path(rel: str) -> bool:
     """Whether ``.gitattributes`` sends ``rel`` to LFS (patterns match the file name)."""
-    name = PurePosixPath(rel).name
+    return _is_lfs_name(PurePosixPath(rel).name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_lfs_name(name: str) -> bool:
+    # Remembered: the same few file names come back in every project and every commit.
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in LFS_PATTERNS)
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pygit2
 
-from sync import lfs
+from sync import gitwrite, lfs
 
 DEFAULT_BRANCH = "main"
 
@@ -60,49 +60,24 @@ class Skeleton:
     ``refs/tags`` and ``logs/`` itself when it first needs them.
     """
 
-    def __init__(self, probe: Path) -> None:
-        try:
-            repository = init(probe)
-            self.config = (Path(repository.path) / "config").read_bytes()
-        finally:
-            shutil.rmtree(probe, ignore_errors=True)
+    def __init__(self, probe: Path | None = None, config: bytes = b"") -> None:
+        """Probe with ``probe``, or take the ``config`` a skeleton probed elsewhere (another process)."""
+        self.config = config
+        if probe is not None:
+            try:
+                repository = init(probe)
+                self.config = (Path(repository.path) / "config").read_bytes()
+            finally:
+                shutil.rmtree(probe, ignore_errors=True)
 
-    def init(self, root: Path) -> pygit2.Repository:
+    def init(self, root: Path) -> Path:
+        """Lay out ``root/.git``; returns that folder."""
         git = root / ".git"
         for folder in ("objects/pack", "refs/heads"):
             (git / folder).mkdir(parents=True)
         (git / "HEAD").write_bytes(f"ref: refs/heads/{DEFAULT_BRANCH}\n".encode())
         (git / "config").write_bytes(self.config)
-        return pygit2.Repository(str(root))
-
-
-class _InMemory(pygit2.OdbBackend):
-    """An object store in memory, put in front of a new repository's own so that its first
-    commit's objects can be written to disk as one pack instead of a file (and often a folder)
-    each."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.objects: dict[pygit2.Oid, tuple[int, bytes]] = {}
-
-    def read_cb(self, oid: pygit2.Oid) -> tuple[int, bytes]:
-        return self.objects[oid]  # KeyError: libgit2 asks the next store
-
-    def read_header_cb(self, oid: pygit2.Oid) -> tuple[int, int]:
-        kind, data = self.objects[oid]
-        return kind, len(data)
-
-    def exists_cb(self, oid: pygit2.Oid) -> bool:
-        return oid in self.objects
-
-    def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
-        self.objects[oid] = (kind, data)
-
-    def refresh_cb(self) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[pygit2.Oid]:
-        return iter(list(self.objects))
+        return git
 
 
 def create(
@@ -112,30 +87,31 @@ def create(
     there, POSIX path → content); returns the commit's sha.
 
     The tree is built from the bytes in hand: staging the working tree instead costs an
-    attribute and ignore lookup per file. The objects are held in memory and written as one
-    pack (libgit2's pack builder) rather than as some thirty loose object files. The index gets
-    the same entries, so ``git status`` is clean.
+    attribute and ignore lookup per file. The objects go to disk as one pack rather than as some
+    thirty loose object files, written by :mod:`sync.gitwrite`; the index gets the same
+    entries, so ``git status`` is clean.
     """
-    repository = skeleton.init(root) if skeleton is not None else init(root)
-    pending = _InMemory()
-    repository.odb.add_backend(pending, 1_000)  # before the repository's own stores
-    index = repository.index
+    git = skeleton.init(root) if skeleton is not None else Path(init(root).path)
+    blobs: dict[str, bytes] = {}
+    objects: list[gitwrite.Obj] = []
     for rel, data in sorted(files.items()):
         if lfs.is_lfs_path(rel):
-            oid, size = lfs.store(Path(repository.path), root / rel)
+            oid, size = lfs.store(git, root / rel)
             data = lfs.pointer(oid, size)
-        index.add(pygit2.IndexEntry(rel, repository.create_blob(data), pygit2.enums.FileMode.BLOB))
-    tree = index.write_tree()
-    sig = author.signature()
-    commit = repository.create_commit(None, sig, sig, message.rstrip() + "\n", tree, [])
-    pack = pygit2.PackBuilder(repository)
-    pack.add_recur(commit)
-    pack.write(str(Path(repository.path) / "objects" / "pack"))
-    index.write()
+        made = gitwrite.blob(data)
+        objects.append(made)
+        blobs[rel] = made[2]
+    tree, made_trees = gitwrite.trees(blobs)
+    sig = author.signature()  # libgit2 checks and trims the name and email
+    first = gitwrite.commit(tree, gitwrite.signature_line(sig.name, sig.email, sig.time, sig.offset),
+                            message.rstrip() + "\n")  # fmt: skip
+    gitwrite.write_pack(git / "objects" / "pack", [first, *made_trees, *objects])
+    gitwrite.write_index(git / "index", blobs)
+    sha = first[2].hex()
     # HEAD points at the branch. Written directly: through libgit2 the first ref also starts a
     # reflog (three folders, two files), a third of the repository's own file operations.
-    (Path(repository.path) / "refs" / "heads" / DEFAULT_BRANCH).write_bytes(f"{commit}\n".encode())
-    return str(commit)
+    (git / "refs" / "heads" / DEFAULT_BRANCH).write_bytes(f"{sha}\n".encode())
+    return sha
 
 
 def commit_all(

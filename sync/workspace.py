@@ -93,12 +93,29 @@ class Workspace:
         ``register`` receives the project's workspace-relative path (``Projects/My_Film``) and
         records it in the index; if it raises, the folder is removed again. Returns that path.
         """
+        return self.place_built(self.build(state, author, message), state, register)
+
+    def build(self, state: State, author: repo.Author, message: str) -> Path:
+        """Scaffold ``state`` as a new repository in a staging folder and return that folder, for
+        :meth:`place_built`. Nothing is left behind if it fails."""
         # One at a time: creations side by side contend for the GIL and the kernel's directory
         # locks and use half as much CPU again for the same number of projects.
-        with self._creating, self.staged() as stage:
-            files = scaffold(stage, state)
-            repo.create(stage, files, message, author, self._skeleton())
+        with self._creating:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            return build_repository(self.staging, state, author, message, self._skeleton())
+
+    def place_built(self, stage: Path, state: State, register: Callable[[str], None]) -> str:
+        """Move a folder :meth:`build` made into ``Projects/`` and register it; on failure the
+        folder is removed, wherever it got to."""
+        try:
             return self._place(stage, state["meta"]["name"], register)
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
+
+    def skeleton(self) -> repo.Skeleton:
+        """How a new repository's ``.git`` looks here (for builders in other processes)."""
+        return self._skeleton()
 
     def import_tree(
         self,
@@ -256,6 +273,23 @@ def zip_tree(root: Path, dest: Path, step: Callable[[int, int], None] | None = N
             zf.write(path, f"{root.name}/{path.relative_to(root).as_posix()}")
             if step is not None:
                 step(done, len(files))
+
+
+def build_repository(
+    staging: Path, state: State, author: repo.Author, message: str, skeleton: repo.Skeleton
+) -> Path:
+    """Make a new project's folder tree and repository with its first commit in a new folder under
+    ``staging``; returns the folder. Removes it again if anything fails. Runs in the server's own
+    process or in a builder process (:class:`sync.builders.Builders`)."""
+    stage = staging / uuidlib.uuid4().hex
+    stage.mkdir()
+    try:
+        files = scaffold(stage, state)
+        repo.create(stage, files, message, author, skeleton)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return stage
 
 
 def scaffold(root: Path, state: State) -> dict[str, bytes]:

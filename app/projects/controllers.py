@@ -74,12 +74,12 @@ class ProjectController(Controller):
     tags = ["projects"]
     guards = [require_user]
 
-    @post("/", sync_to_thread=True, status_code=HTTP_201_CREATED)
-    def create(
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create(
         self, data: JSONBody[ProjectIn], user: NamedDependency[User], svc: NamedDependency[Services]
     ) -> ProjectOut:
-        project, _ = svc.projects.create(
-            user, data.name, data.template, str(data.id) if data.id else None, data.description
+        project, _ = await svc.projects.create_async(
+            svc.builders, user, data.name, data.template, str(data.id) if data.id else None, data.description
         )
         return cast("ProjectOut", project)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from app.problems import Problem
 from app.projects.access import LISTED_COLUMNS, RANK, ROLES, project_for, row_to_project
 from app.studio import Studio, now_iso
 from sync import repo
+from sync.builders import Builders
 from sync.model import (
     State,
     apply_sample,
@@ -31,6 +34,19 @@ log = get_logger("app.projects")
 CLI_AUTHOR = repo.Author("Studio CLI", "cli@studio.invalid")
 SORTS = {"name": "p.name COLLATE NOCASE", "updated": "p.updated_at", "created": "p.created_at"}
 MAX_DESCRIPTION = 5000
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A project about to be created: what :meth:`Projects._plan` checked and prepared."""
+
+    pid: str
+    template: str
+    user: User | None
+    state: State
+    author: repo.Author
+    message: str
+    register: Callable[[str], None]
 
 
 class Projects:
@@ -56,6 +72,42 @@ class Projects:
         """Create a project owned by ``user``; returns (project, created). An existing ``project_id``
         of the same name owned by ``user`` is returned again (offline clients retry). With no ``user``
         (the CLI without ``--owner``) the project has no members until an owner is added."""
+        plan = self._plan(user, name, template, project_id, description, sample)
+        if isinstance(plan, dict):
+            return plan, False
+        self.workspace.create_project(plan.state, plan.author, plan.message, plan.register)
+        return self._created(plan), True
+
+    async def create_async(
+        self,
+        builders: Builders,
+        user: User,
+        name: object,
+        template: str,
+        project_id: str | None,
+        description: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """:meth:`create` for the event loop: the repository is built by ``builders`` (a thread,
+        or a builder process when several creations are in flight); checks, the move into place
+        and the index rows run here, each a fraction of a millisecond."""
+        plan = self._plan(user, name, template, project_id, description, None)
+        if isinstance(plan, dict):
+            return plan, False
+        stage = await builders.build(plan.state, plan.author, plan.message)
+        self.workspace.place_built(stage, plan.state, plan.register)
+        return self._created(plan), True
+
+    def _plan(
+        self,
+        user: User | None,
+        name: object,
+        template: str,
+        project_id: str | None,
+        description: str,
+        sample: dict[str, Any] | None,
+    ) -> _Plan | dict[str, Any]:
+        """Check what is asked and make the new project's state; an existing project of the same
+        id, name and owner (an offline client retrying) is returned as it is."""
         try:
             clean = clean_name(name)
         except InvalidName as exc:
@@ -80,7 +132,7 @@ class Projects:
                 ).fetchone()
             )
             if user and mine and existing[0] == clean:
-                return self.get(user, pid), False
+                return self.get(user, pid)
             raise Problem(
                 409, f"A project with id {pid} exists already; create it with a new id.", slug="id-taken"
             )
@@ -119,16 +171,18 @@ class Projects:
                     )
                 _activity(db, pid, user, "project.created", message)
 
-        self.workspace.create_project(state, author, message, register)
-        log.info("project_created", project_id=pid, template=tmpl["id"])
-        if user is None:
+        return _Plan(pid, tmpl["id"], user, state, author, message, register)
+
+    def _created(self, plan: _Plan) -> dict[str, Any]:
+        log.info("project_created", project_id=plan.pid, template=plan.template)
+        if plan.user is None:
             row = self.index.db.execute(
                 f"SELECT {LISTED_COLUMNS} FROM projects p LEFT JOIN members m "  # noqa: S608
                 "ON 0 WHERE p.id = ?",
-                [pid],
+                [plan.pid],
             ).fetchone()
-            return row_to_project(row), True
-        return self.get(user, pid), True
+            return row_to_project(row)
+        return self.get(plan.user, plan.pid)
 
     def seed_samples(self, user: User) -> list[dict[str, Any]]:
         """Give ``user`` their own copy of every sample project."""

@@ -602,6 +602,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="profile the server with py-spy (.svg flame graph, .txt collapsed stacks, .json speedscope)",
     )
     p.add_argument("--py-spy-op", choices=OPERATIONS, help="the operation to profile (the first one run)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the data folder (a run makes thousands of projects; deleting them makes the next run "
+        "on these machines' disks slower for minutes)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args(argv)
     args.operations = [o.strip() for o in args.operations.split(",") if o.strip()]
@@ -677,7 +683,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"bench: kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     load = " ".join(f"{x:g}" for x in info["loadavg_before"])

@@ -1,0 +1,106 @@
+"""Builder processes for bursts of new projects.
+
+Making a project is mostly file-system calls (some forty folders and files, a pack, an index),
+with Python in between: in the server's own process, creations that arrive together wait for one
+another (the workspace builds one at a time, since side by side they fight over the GIL). When
+more than one creation is in flight, :class:`Builders` hands the repository building to a small
+pool of processes, so a burst uses every core. A creation that arrives alone is built in a
+thread, as before: a studio that is never asked for several projects at once never starts a
+builder process. The folder a builder makes is moved into place and registered by the server
+(:meth:`sync.workspace.Workspace.place_built`), so what lands in ``Projects/`` and the index is
+decided in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Awaitable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from sync import repo
+from sync.model import State
+from sync.workspace import Workspace, build_repository
+
+log = logging.getLogger("sync.builders")
+
+
+def default_processes() -> int:
+    """Two builder processes on a machine with more than one core; none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(2, cores) if cores > 1 else 0
+
+
+def _build(staging: str, state: State, author: repo.Author, message: str, config: bytes) -> str:
+    """In a builder process: the repository of a new project, in a new folder under ``staging``."""
+    return str(build_repository(Path(staging), state, author, message, repo.Skeleton(config=config)))
+
+
+async def _kept(building: Awaitable[Path]) -> Path:
+    """Await a build; if the waiter is cancelled, let the build finish and remove its folder."""
+    task = asyncio.ensure_future(building)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_discard)
+        raise
+
+
+def _discard(task: asyncio.Future[Path]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        shutil.rmtree(task.result(), ignore_errors=True)
+
+
+class Builders:
+    """Builds new projects' repositories for an event loop: in a thread when alone, in builder
+    processes when several creations are in flight."""
+
+    def __init__(self, workspace: Workspace, processes: int | None = None) -> None:
+        self.workspace = workspace
+        self.processes = default_processes() if processes is None else processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._in_flight = 0
+
+    async def build(self, state: State, author: repo.Author, message: str) -> Path:
+        """The staging folder holding ``state`` as a new repository (see the module docstring).
+
+        If the caller is cancelled while the repository is being built, the folder is removed
+        once it is done: nothing half-created stays behind."""
+        self._in_flight += 1
+        try:
+            if self.processes and self._in_flight > 1:
+                try:
+                    return await _kept(self._in_process(state, author, message))
+                except BrokenProcessPool:
+                    # A builder died (killed, out of memory): start afresh next time; build this
+                    # one here. Its half-made folder, if any, stays in .staging, out of sight.
+                    log.warning("builder_pool_broken: building in this process")
+                    self._pool = None
+            return await _kept(asyncio.to_thread(self.workspace.build, state, author, message))
+        finally:
+            self._in_flight -= 1
+
+    async def _in_process(self, state: State, author: repo.Author, message: str) -> Path:
+        pool = self._pool or self._start()
+        self.workspace.staging.mkdir(parents=True, exist_ok=True)
+        config = self.workspace.skeleton().config
+        job = pool.submit(_build, str(self.workspace.staging), state, author, message, config)
+        built: str = await asyncio.wrap_future(job)
+        return Path(built)
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the server process runs threads (Granian, Dramatiq, the watcher).
+        self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        log.info("builder_pool_started processes=%d", self.processes)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the builder processes (server shutdown); a creation still waiting is cancelled."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
