@@ -186,7 +186,7 @@ class Workspace:
                     except OSError:
                         pass  # taken by another process in between: try the next suffix
                 n += 1
-            rel = self.rel(target)
+            rel = target.relative_to(self.root).as_posix()  # made from the resolved root: no resolve
             try:
                 register(rel)
             except BaseException:
