@@ -37,6 +37,9 @@ describe('protocol', () => {
 		expect(closeReason(1006)).toBeNull();
 		expect(isTerminal(Close.UNAUTHENTICATED)).toBe(true);
 		expect(isTerminal(Close.RATE_LIMITED)).toBe(false);
+		// A role change closes the socket to be reconnected at once, with words if it is shown.
+		expect(isTerminal(Close.ROLE_CHANGED)).toBe(false);
+		expect(closeReason(Close.ROLE_CHANGED)).toContain('role in this project changed');
 		expect(isTerminal(1006)).toBe(false);
 	});
 });
