@@ -6,6 +6,7 @@ account in the browser; the screens pass axe-core."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -208,6 +209,12 @@ def stored_keys(page: Page) -> list[str]:
     return list(page.evaluate("Object.keys(localStorage)"))
 
 
+def preview_caches(page: Page) -> list[str]:
+    """The caches of project previews this browser keeps (one per person)."""
+    names = page.evaluate("caches.keys()")
+    return sorted(n for n in names if n.startswith("studio-previews-"))
+
+
 def project_databases(page: Page) -> list[str]:
     names = page.evaluate("indexedDB.databases().then(dbs => dbs.map(d => d.name))")
     return sorted(n for n in names if n.startswith("studio-project-"))
@@ -271,6 +278,11 @@ def test_signing_out_asks_about_unsaved_changes_and_leaves_nothing_of_the_accoun
     first = add_node(page, "note")
     expect_sync(page, "offline", 1)
 
+    # (the gallery kept her project's preview on this device)
+    deadline = time.monotonic() + 10
+    while not preview_caches(page):
+        assert time.monotonic() < deadline, "the gallery kept no preview"
+        page.wait_for_timeout(100)
     # When she signs out, she is told what is not saved, and may stay signed in
     page.get_by_test_id("open-settings").click()
     page.get_by_test_id("sign-out").click()
@@ -297,8 +309,10 @@ def test_signing_out_asks_about_unsaved_changes_and_leaves_nothing_of_the_accoun
     wait_for_commit(project_dir(studio, project_id), lambda c: first in c["nodes"])
     assert page.evaluate("localStorage.getItem('studio.token')") is None
 
-    # And nothing of hers is left in this browser: no project copy, no key naming her or the project
+    # And nothing of hers is left in this browser: no project copy, no preview, no key naming her
+    # or the project
     assert project_databases(page) == []
+    assert preview_caches(page) == []
     assert [k for k in stored_keys(page) if noor["user"]["id"] in k or project_id in k] == []
     assert "Lighthouse" not in page.evaluate("JSON.stringify(localStorage)")
 

@@ -109,11 +109,18 @@ def test_the_gallery_opens_offline_and_a_project_created_offline_is_created_late
     sw_controls(page)
     token = page.evaluate("localStorage.getItem('studio.token')")
 
-    # Given they are offline and reload: the gallery shows the projects kept on this device
+    previews = page.locator(f"{CARD} img[alt^='Preview of']")
+    expect(previews).to_have_count(2)
+
+    # Given they are offline and reload: the gallery shows the projects kept on this device,
+    # with the previews it saw last (not the browser's short-lived HTTP cache: emptied here)
+    context.new_cdp_session(page).send("Network.clearBrowserCache")
     context.set_offline(True)
     page.reload()
     expect(page.locator(CARD)).to_have_count(2)
     expect(page.get_by_role("alert").first).to_contain_text("Could not reach the studio server")
+    expect(previews).to_have_count(2)
+    assert all(previews.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(2))
 
     # And local search still narrows the list
     page.get_by_test_id("project-search").fill("tide")

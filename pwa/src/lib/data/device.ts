@@ -13,6 +13,7 @@
  */
 import type { HandedOver } from '$lib/api';
 import { layoutKey } from './layout.svelte';
+import { erasePreviews } from './previews';
 import { cachedProjects, pendingProjects } from './projects';
 import { readJson, removeKey, writeJson } from './storage';
 
@@ -188,6 +189,7 @@ export async function eraseLocal(userKey: string, waitMs = 4000): Promise<number
 	for (const id of ids) removeKey(PENDING_EDITS + id);
 	for (const key of [PROJECTS, PENDING_PROJECTS, OPENED]) removeKey(key + userKey);
 	removeKey(layoutKey(userKey));
+	await erasePreviews(userKey);
 	const later = [...new Set([...list(ERASE_LATER), ...ids])];
 	writeJson(ERASE_LATER, later);
 	const left = await eraseDocuments(later, waitMs);
