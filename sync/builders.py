@@ -18,8 +18,8 @@ import logging
 import multiprocessing
 import os
 import shutil
-from collections.abc import Awaitable
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -41,19 +41,30 @@ def _build(staging: str, state: State, author: repo.Author, message: str, config
     return str(build_repository(Path(staging), state, author, message, repo.Skeleton(config=config)))
 
 
-async def _kept(building: Awaitable[Path]) -> Path:
-    """Await a build; if the waiter is cancelled, let the build finish and remove its folder."""
-    task = asyncio.ensure_future(building)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.add_done_callback(_discard)
-        raise
+class _Claim:
+    """Who gets a built folder: the waiter, or, once it gave up, nobody (the folder is removed).
 
+    Tied to the build itself (the thread, or the builder process's job), not to the event loop,
+    so a folder finished after its waiter was cancelled, or after the loop stopped, still goes."""
 
-def _discard(task: asyncio.Future[Path]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        shutil.rmtree(task.result(), ignore_errors=True)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._built: Path | None = None
+
+    def built(self, path: Path) -> None:
+        with self._lock:
+            self._built = path
+            if not self._abandoned:
+                return
+        shutil.rmtree(path, ignore_errors=True)
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            path = self._built
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class Builders:
@@ -72,24 +83,40 @@ class Builders:
         If the caller is cancelled while the repository is being built, the folder is removed
         once it is done: nothing half-created stays behind."""
         self._in_flight += 1
+        claim = _Claim()
         try:
             if self.processes and self._in_flight > 1:
                 try:
-                    return await _kept(self._in_process(state, author, message))
+                    return await self._in_process(state, author, message, claim)
                 except BrokenProcessPool:
                     # A builder died (killed, out of memory): start afresh next time; build this
                     # one here. Its half-made folder, if any, stays in .staging, out of sight.
                     log.warning("builder_pool_broken: building in this process")
                     self._pool = None
-            return await _kept(asyncio.to_thread(self.workspace.build, state, author, message))
+
+            def in_thread() -> Path:
+                path = self.workspace.build(state, author, message)
+                claim.built(path)
+                return path
+
+            return await asyncio.to_thread(in_thread)
+        except asyncio.CancelledError:
+            claim.abandon()
+            raise
         finally:
             self._in_flight -= 1
 
-    async def _in_process(self, state: State, author: repo.Author, message: str) -> Path:
+    async def _in_process(self, state: State, author: repo.Author, message: str, claim: _Claim) -> Path:
         pool = self._pool or self._start()
         self.workspace.staging.mkdir(parents=True, exist_ok=True)
         config = self.workspace.skeleton().config
         job = pool.submit(_build, str(self.workspace.staging), state, author, message, config)
+
+        def done(job: Future[str]) -> None:  # in the pool's own thread
+            if not job.cancelled() and job.exception() is None:
+                claim.built(Path(job.result()))
+
+        job.add_done_callback(done)
         built: str = await asyncio.wrap_future(job)
         return Path(built)
 

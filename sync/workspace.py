@@ -7,9 +7,11 @@ partial project behind. No path outside ``WORKSPACE_ROOT`` is ever written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
+import time
 import uuid as uuidlib
 import zipfile
 from collections.abc import Callable, Iterator
@@ -72,6 +74,22 @@ class Workspace:
         self.projects.mkdir(parents=True, exist_ok=True)
         self.trash.mkdir(exist_ok=True)
         self.staging.mkdir(exist_ok=True)
+        self.clear_staging()
+
+    def clear_staging(self, older_than_s: float = 86_400.0) -> int:
+        """Remove staging folders left by a process that stopped while building (a crash, a kill);
+        returns how many. Only old ones: another server process may be building in there now."""
+        cutoff = time.time() - older_than_s
+        gone = 0
+        for entry in self.staging.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.lstat().st_mtime < cutoff:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink()
+                    gone += 1
+        return gone
 
     def path_of(self, rel: str) -> Path:
         """The absolute path of a workspace-relative path; refuses anything that leaves the workspace."""

@@ -108,6 +108,19 @@ def test_a_creation_whose_caller_goes_away_leaves_nothing_in_staging(workspace: 
     assert list(workspace.projects.iterdir()) == []
 
 
+def test_staging_folders_a_stopped_process_left_are_cleared_at_start_and_fresh_ones_kept(
+    workspace: Workspace,
+) -> None:
+    old, fresh = workspace.staging / "left-by-a-crash", workspace.staging / "being-built-elsewhere"
+    for folder in (old, fresh):
+        (folder / ".git").mkdir(parents=True)
+    day_ago = time.time() - 2 * 86_400
+    os.utime(old, (day_ago, day_ago))
+    Workspace(workspace.root).ensure_layout()  # what a server does when it starts
+    assert not old.exists()
+    assert fresh.is_dir()
+
+
 def test_a_killed_builder_process_does_not_lose_the_next_creations(workspace: Workspace) -> None:
     builders = Builders(workspace, processes=2)
 
