@@ -7,6 +7,7 @@ test goes through a real ``studio serve``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -166,5 +167,50 @@ def test_fifty_projects_created_at_once_over_http_are_all_there(tmp_path: Path) 
             assert git(root, "status", "--porcelain") == ""
             assert git(root, "rev-list", "--count", "HEAD").strip() == "1"
         assert list((server.workspace / ".staging").iterdir()) == []
+    finally:
+        stop_server(server)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def test_builder_processes_stop_when_their_server_worker_is_killed(tmp_path: Path) -> None:
+    server: LiveServer = start_server(tmp_path, STUDIO_SEED_SAMPLES="false", STUDIO_RATE_LIMIT_USER="100000",
+                                      STUDIO_RATE_LIMIT_IP="100000", STUDIO_RATE_LIMIT_AUTH="100000")  # fmt: skip
+    try:
+        token = httpx.post(f"{server.url}/api/auth/guest", timeout=30).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def create(i: int) -> int:
+            body = {"name": f"Orphan {i}", "template": "blank"}
+            return httpx.post(
+                f"{server.url}/api/projects", json=body, headers=headers, timeout=60
+            ).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(create, range(8))) == [201] * 8
+        workers = children_of(server.process.pid)
+        builders = [pid for worker in workers for pid in children_of(worker)
+                    if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]  # fmt: skip
+        assert builders, "a burst of creations started builder processes"
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in builders):
+            assert time.monotonic() < deadline, f"builders {builders} outlived their server worker"
+            time.sleep(0.1)
     finally:
         stop_server(server)
