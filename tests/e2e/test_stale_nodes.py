@@ -129,6 +129,17 @@ def test_a_node_whose_asset_was_replaced_is_marked_and_can_be_kept(page: Page, s
     folder = project_dir(studio, project_id)
     wait_for_commit(folder, lambda c: "stale" in c["nodes"].get("pier-gen", {}))
 
+    # And after a reload the notice is still there: the mark in the document brings it back
+    page.reload()
+    expect(node).to_be_visible()
+    expect(page.get_by_test_id("notice")).to_have_text(
+        re.compile(r"A node is out of date: .* replaced pier\.png\.")
+    )
+    page.get_by_test_id("notice").get_by_test_id("notice-show").click()
+    expect(node).to_have_class(re.compile(r"\bselected\b"))
+    notice = page.get_by_test_id("stale-notice")
+    expect(notice).to_contain_text("replaced pier.png")
+
     # When they keep it as it is (from the keyboard), the mark goes here and in the repository
     page.get_by_test_id("notice-dismiss").click()
     expect(page.get_by_test_id("notice")).to_have_count(0)

@@ -35,13 +35,34 @@ export interface Notice {
 
 const MAX_NOTICES = 20;
 
+function staleNotice(node: string | null, reason: string): Notice {
+	return { id: `stale:${node ?? reason}`, text: `A node is out of date: ${reason.replace(/\.+$/, '')}.`, node };
+}
+
 /** Adds the notice an event makes (newest first; one per node), or returns the same list. */
 export function applyNotice(notices: Notice[], event: TaskEvent, projectId: string): Notice[] {
 	if (event.type !== 'node.stale' || event.project_id !== projectId) return notices;
 	const node = typeof event.node === 'string' ? event.node : null;
 	const reason = typeof event.reason === 'string' && event.reason ? event.reason : 'one of its inputs changed';
-	const notice = { id: `stale:${node ?? reason}`, text: `A node is out of date: ${reason}.`, node };
+	const notice = staleNotice(node, reason);
 	return [notice, ...notices.filter((n) => n.id !== notice.id)].slice(0, MAX_NOTICES);
+}
+
+/**
+ * A notice for every node the document marks out of date that has none yet (after a reload, or a
+ * mark made while this page was closed), unless the person dismissed it here. Returns the same
+ * list when nothing is added.
+ */
+export function noticesFromMarks(
+	notices: Notice[],
+	marks: ReadonlyMap<string, string>,
+	dismissed: ReadonlySet<string>
+): Notice[] {
+	const have = new Set(notices.map((n) => n.id));
+	const added = [...marks]
+		.map(([node, reason]) => staleNotice(node, reason))
+		.filter((n) => !have.has(n.id) && !dismissed.has(n.id));
+	return added.length ? [...notices, ...added].slice(0, MAX_NOTICES) : notices;
 }
 
 /**
@@ -89,6 +110,7 @@ export class ProjectTasks {
 	private listeners = new Set<(event: TaskEvent) => void>();
 	private staleNow: ReadonlySet<string> = new Set();
 	private seenStale = new Set<string>();
+	private dismissed = new Set<string>();
 
 	constructor(
 		readonly projectId: string,
@@ -156,12 +178,16 @@ export class ProjectTasks {
 	dismiss(id: string): void {
 		this.notices = this.notices.filter((n) => n.id !== id);
 		this.seenStale.delete(id);
+		this.dismissed.add(id);
 	}
 
-	/** The nodes the project document marks out of date now (tell it on every change). */
-	staleMarks(nodes: ReadonlySet<string>): void {
+	/** The nodes the project document marks out of date now, with why (tell it on every change). */
+	staleMarks(marks: ReadonlyMap<string, string>): void {
+		const nodes = new Set(marks.keys());
 		this.staleNow = nodes;
-		this.notices = followStaleMarks(this.notices, nodes, this.seenStale);
+		// A mark that went lets its notice come back if the node is marked again later.
+		for (const id of this.dismissed) if (!nodes.has(id.slice('stale:'.length))) this.dismissed.delete(id);
+		this.notices = followStaleMarks(noticesFromMarks(this.notices, marks, this.dismissed), nodes, this.seenStale);
 	}
 
 	async cancel(id: string): Promise<void> {

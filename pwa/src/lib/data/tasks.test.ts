@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Task } from '$lib/api';
-import { applyEvent, applyNotice, etaWords, followStaleMarks } from './tasks.svelte';
+import { applyEvent, applyNotice, etaWords, followStaleMarks, noticesFromMarks } from './tasks.svelte';
 
 function task(over: Partial<Task>): Task {
 	return {
@@ -101,5 +101,22 @@ describe('followStaleMarks', () => {
 		expect(notices).toEqual([]);
 		notices = followStaleMarks(applyNotice(notices, stale('n1'), 'p1'), new Set(), seen);
 		expect(notices.map((n) => n.node)).toEqual(['n1']);
+	});
+});
+
+describe('noticesFromMarks', () => {
+	it('brings back a notice for every node still marked out of date, once, unless dismissed', () => {
+		const marks = new Map([
+			['n1', 'Ana replaced pier.png'],
+			['n2', 'An input of this node changed since its last take.']
+		]);
+		const restored = noticesFromMarks([], marks, new Set());
+		expect(restored.map((n) => n.text)).toEqual([
+			'A node is out of date: Ana replaced pier.png.',
+			'A node is out of date: An input of this node changed since its last take.'
+		]);
+		expect(restored.map((n) => n.node)).toEqual(['n1', 'n2']);
+		expect(noticesFromMarks(restored, marks, new Set())).toBe(restored);
+		expect(noticesFromMarks([], marks, new Set(['stale:n1'])).map((n) => n.node)).toEqual(['n2']);
 	});
 });

@@ -283,10 +283,16 @@ export function deleteElements(doc: Y.Doc, canvasId: string, nodeIds: string[], 
 
 /** The ids of the nodes, on every canvas, that carry an out-of-date mark now. */
 export function staleNodeIds(doc: Y.Doc): Set<string> {
-	const out = new Set<string>();
+	return new Set(staleReasons(doc).keys());
+}
+
+/** The nodes marked out of date on any canvas, with the words of each mark. */
+export function staleReasons(doc: Y.Doc): Map<string, string> {
+	const out = new Map<string, string>();
 	doc.getMap('canvases').forEach((canvas) => {
 		asMap(asMap(canvas)?.get('nodes'))?.forEach((value, id) => {
-			if (readStale(asMap(value)?.get('stale'))) out.add(id);
+			const mark = readStale(asMap(value)?.get('stale'));
+			if (mark) out.set(id, mark.reason);
 		});
 	});
 	return out;
