@@ -81,11 +81,21 @@ def test_the_new_project_shortcut_opens_with_the_name_field_ready(
     server, _ = studio
     page = context.new_page()
     start_as_guest(page, server)
+    # The list of templates is slow to come (a busy server): typing a name and Enter still creates
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/api/templates*", hold)
+    page.evaluate("localStorage.removeItem('studio.templates')")
     page.goto(f"{server.url}/?new=1")
     expect(page.get_by_test_id("new-project-name")).to_be_focused()
     page.keyboard.type("From The Shortcut")
     page.keyboard.press("Enter")
     expect(page.locator(CARD).filter(has_text="From The Shortcut")).to_have_count(1)
+    assert held, "the templates were asked for and held back"
+    page.unroute("**/api/templates*")  # the held request goes on to the server
 
 
 def test_a_new_version_is_offered_and_loads_only_when_asked(
