@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import hashlib
 import logging
-import os
 import re
 import signal
-import sys
 import threading
 from functools import cache
 from pathlib import Path
@@ -51,6 +47,7 @@ from app.tasks_api import TaskController
 from app.webhooks_api import WebhookController
 from app.worker_api import WorkerController
 from sync.builders import Builders
+from sync.lifetime import die_with_parent
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
 from tasks import bench
@@ -179,7 +176,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 logs.get_logger("app").warning("task_watchdog_failed", error=repr(exc))
 
     def on_startup(app: Litestar) -> None:
-        _die_with_parent()
+        # Granian serves from worker processes; after a `kill -9` of `studio serve` an orphaned
+        # worker would go on holding rooms and sockets that a restarted server cannot see.
+        die_with_parent(signal.SIGTERM)
         hub.loop = outputs.loop = asyncio.get_running_loop()
         # Embedded: whatever was running died with the previous process. With Redis, workers
         # elsewhere may still be running theirs: the watchdog judges those by their heartbeats.
@@ -346,19 +345,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to stop this worker when the process that started it dies.
-
-    Granian serves from worker processes; after a ``kill -9`` of ``studio serve`` an orphaned
-    worker would go on holding rooms and sockets that a restarted server cannot see."""
-    if not sys.platform.startswith("linux") or os.getppid() == 1:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _allow_large_uploads(app: Litestar, limit: int) -> None:

@@ -20,6 +20,7 @@ from app.accounts.service import User, token_hash
 from app.deps import Services
 from app.edge import RAW_SEND
 from app.logs import get_logger
+from app.projects.access import can_write
 from sync.protocol import MAX_FRAME_BYTES, Close, ProtocolError
 from sync.room import Who
 
@@ -118,7 +119,7 @@ async def sync_socket(socket: WebSocket[Any, Any, Any], project_id: FromPath[str
         await refuse(socket, Close.FORBIDDEN, "you are not a member of this project")
         return
     room = await svc.rooms.get(project_id)
-    who = Who(user_id=user.id, name=user.name, can_write=row[1] in ("owner", "editor"),
+    who = Who(user_id=user.id, name=user.name, can_write=can_write(row[1]),
               session=token_hash(socket.query_params.get("token", "")))  # fmt: skip
     log.info("sync_joined", project_id=project_id, user_id=user.id, role=row[1])
     channel = SocketChannel(socket)

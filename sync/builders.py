@@ -14,21 +14,18 @@ decided in one place.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from sync import repo
+from sync.lifetime import die_with_parent
 from sync.model import State
 from sync.workspace import Workspace, build_repository
 
@@ -39,17 +36,6 @@ def default_processes() -> int:
     """Two builder processes on a machine with more than one core; none on a single core."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(2, cores) if cores > 1 else 0
-
-
-def _die_with(parent: int) -> None:
-    """In a builder process: stop when the server process that started it dies, even by
-    ``kill -9`` (a pool's processes otherwise live on, orphaned, holding their own queue open)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before the line above took effect
-        os._exit(0)
 
 
 def _build(staging: str, state: State, author: repo.Author, message: str, config: bytes) -> str:
@@ -141,8 +127,8 @@ class Builders:
         self._pool = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_die_with,
-            initargs=(os.getpid(),),
+            initializer=die_with_parent,  # a builder that outlived its server would hold its queue
+            initargs=(signal.SIGKILL, os.getpid()),
         )
         log.info("builder_pool_started processes=%d", self.processes)
         return self._pool

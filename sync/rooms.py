@@ -244,9 +244,10 @@ class Rooms:
         made through other server processes. Returns how many peers were closed."""
         if self.access is None:
             return 0
-        rooms = [self.rooms[project_id]] if project_id in self.rooms else []
         if project_id is None:
             rooms = list(self.rooms.values())
+        else:
+            rooms = [self.rooms[project_id]] if project_id in self.rooms else []
         closed = 0
         for room in rooms:
             sessions = room.sessions()

@@ -59,8 +59,9 @@ class Workspace:
         self._skeleton_made: repo.Skeleton | None = None
         self._taken = _FoldedNames(self.projects)
 
-    def _skeleton(self) -> repo.Skeleton:
-        """How a new repository's ``.git`` looks on this file system (learned on first use)."""
+    def skeleton(self) -> repo.Skeleton:
+        """How a new repository's ``.git`` looks on this file system (learned on first use; also
+        handed to builder processes)."""
         with self._claim:
             if self._skeleton_made is None:
                 self.staging.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,7 @@ class Workspace:
         # locks and use half as much CPU again for the same number of projects.
         with self._creating:
             self.staging.mkdir(parents=True, exist_ok=True)
-            return build_repository(self.staging, state, author, message, self._skeleton())
+            return build_repository(self.staging, state, author, message, self.skeleton())
 
     def place_built(self, stage: Path, state: State, register: Callable[[str], None]) -> str:
         """Move a folder :meth:`build` made into ``Projects/`` and register it; on failure the
@@ -130,10 +131,6 @@ class Workspace:
         finally:
             if stage.exists():
                 shutil.rmtree(stage, ignore_errors=True)
-
-    def skeleton(self) -> repo.Skeleton:
-        """How a new repository's ``.git`` looks here (for builders in other processes)."""
-        return self._skeleton()
 
     def import_tree(
         self,

@@ -212,6 +212,16 @@ def browser_page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
 def git(repo: Path, *args: str) -> str:
     """Run the real git CLI in ``repo`` and return its stdout."""
     out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)

@@ -16,6 +16,12 @@ from sync.db import Index
 ROLES = ("viewer", "editor", "owner")
 RANK = {role: i for i, role in enumerate(ROLES)}
 
+
+def can_write(role: str | None) -> bool:
+    """Whether a member with ``role`` may change the project (editors and owners)."""
+    return role is not None and RANK.get(role, -1) >= RANK["editor"]
+
+
 # Everyone on the project (owners first, then by when they joined), as one JSON array computed
 # in the same query as the project row: a gallery of N cards costs one query, not N + 1.
 COLLABORATORS = (

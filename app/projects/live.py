@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from app.projects.access import can_write
 from app.studio import Studio, now_iso
 from sync import repo
 from sync.docmodel import doc_to_state
@@ -165,7 +166,7 @@ def access_now(
         elif user_id not in roles:
             out[user_id, session] = Refusal(Close.FORBIDDEN, "you are no longer a member of this project")
         else:
-            out[user_id, session] = roles[user_id] in ("owner", "editor")
+            out[user_id, session] = can_write(roles[user_id])
     return out
 
 

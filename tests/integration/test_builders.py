@@ -22,7 +22,7 @@ from sync.builders import Builders
 from sync.model import apply_template, empty_state
 from sync.templates import get_template
 from sync.workspace import Workspace
-from tests.conftest import LiveServer, git, start_server, stop_server
+from tests.conftest import LiveServer, children, git, start_server, stop_server
 
 AUTHOR = repo.Author("Bea Builder", "bea@example.org")
 
@@ -34,6 +34,12 @@ def state_of(name: str) -> dict:
                     template=tmpl["id"], created="2026-11-26T00:00:00Z", description=""),
         tmpl,
     )  # fmt: skip
+
+
+def fast_server(tmp: Path) -> LiveServer:
+    """A real studio serve without samples, whose rate limits let a test's bursts through."""
+    limits = {f"STUDIO_RATE_LIMIT_{k}": "100000" for k in ("USER", "IP", "AUTH")}
+    return start_server(tmp, STUDIO_SEED_SAMPLES="false", **limits)
 
 
 def check_repository(root: Path) -> None:
@@ -145,8 +151,7 @@ def test_a_killed_builder_process_does_not_lose_the_next_creations(workspace: Wo
 
 
 def test_fifty_projects_created_at_once_over_http_are_all_there(tmp_path: Path) -> None:
-    server: LiveServer = start_server(tmp_path, STUDIO_SEED_SAMPLES="false", STUDIO_RATE_LIMIT_USER="100000",
-                                      STUDIO_RATE_LIMIT_IP="100000", STUDIO_RATE_LIMIT_AUTH="100000")  # fmt: skip
+    server = fast_server(tmp_path)
     try:
         token = httpx.post(f"{server.url}/api/auth/guest", timeout=30).json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
@@ -171,16 +176,6 @@ def test_fifty_projects_created_at_once_over_http_are_all_there(tmp_path: Path) 
         stop_server(server)
 
 
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
 def alive(pid: int) -> bool:
     with contextlib.suppress(OSError, IndexError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -188,8 +183,7 @@ def alive(pid: int) -> bool:
 
 
 def test_builder_processes_stop_when_their_server_worker_is_killed(tmp_path: Path) -> None:
-    server: LiveServer = start_server(tmp_path, STUDIO_SEED_SAMPLES="false", STUDIO_RATE_LIMIT_USER="100000",
-                                      STUDIO_RATE_LIMIT_IP="100000", STUDIO_RATE_LIMIT_AUTH="100000")  # fmt: skip
+    server = fast_server(tmp_path)
     try:
         token = httpx.post(f"{server.url}/api/auth/guest", timeout=30).json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
@@ -201,7 +195,7 @@ def test_builder_processes_stop_when_their_server_worker_is_killed(tmp_path: Pat
             ).status_code
 
         def builders_now() -> list[int]:
-            return [pid for worker in children_of(server.process.pid) for pid in children_of(worker)
+            return [pid for worker in children(server.process.pid) for pid in children(worker)
                     if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]  # fmt: skip
 
         # Bursts until two creations overlapped (on a busy machine one burst may not).
@@ -212,7 +206,7 @@ def test_builder_processes_stop_when_their_server_worker_is_killed(tmp_path: Pat
             builders = builders_now()
             if builders:
                 break
-        workers = children_of(server.process.pid)
+        workers = children(server.process.pid)
         assert builders, "a burst of creations started builder processes"
         for worker in workers:
             os.kill(worker, signal.SIGKILL)

@@ -32,7 +32,7 @@ from pycrdt import Map, Text
 from sync import protocol
 from sync.client import SyncClient
 from sync.docmodel import doc_to_state
-from tests.conftest import LiveServer, free_port, git, start_server, stop_server
+from tests.conftest import LiveServer, children, free_port, git, start_server, stop_server
 from tests.interop_driver import NodeClients, node_available
 
 pytestmark = pytest.mark.skipif(not node_available(), reason="node and npm are needed for the npm yjs client")
@@ -805,15 +805,6 @@ def test_m1_two_editors_one_commit_author_and_co_authored_by_trailer(
 def launch(base: Path, port: int, log_name: str) -> LiveServer:
     """``studio serve`` over ``base/data`` and ``base/workspace`` on ``port``, in its own process group."""
     return start_server(base, port=port, log_name=log_name, **FAST_LIMITS)
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
 
 
 def reap(workers: list[int]) -> None:
