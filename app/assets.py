@@ -25,7 +25,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from app.accounts.service import User
 from app.activity import record_activity
-from app.deps import Services, project_path, require_editor, require_member, require_user
+from app.deps import Services, authenticate, project_path, require_editor, require_member
 from app.media import file_response
 from app.problems import Problem
 from app.stale import AssetChanges
@@ -59,7 +59,7 @@ def accepted_words() -> str:
     return ", ".join(f"{KIND_NAMES[k]} ({', '.join(v)})" for k, v in KINDS.items())
 
 
-@get("/api/asset-kinds", guards=[require_user], sync_to_thread=False, tags=["assets"])
+@get("/api/asset-kinds", before_request=authenticate, sync_to_thread=False, tags=["assets"])
 def asset_kinds(svc: NamedDependency[Services]) -> dict[str, Any]:
     """What the studio takes as assets: ``max_bytes``, the largest file, and ``kinds``, the file
     name endings of each kind, so a client can refuse a file before sending it."""
@@ -82,7 +82,7 @@ def safe_file_name(raw: str) -> str:
 class AssetController(Controller):
     path = "/api/projects/{project_id:uuid}/assets"
     tags = ["assets"]
-    guards = [require_user, require_member]
+    guards = [require_member]  # it signs the caller in too
 
     @post(
         "/",

@@ -10,7 +10,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 
 from app.accounts.service import User
-from app.deps import Services, require_user
+from app.deps import Services, authenticate
 from sync.templates import all_templates
 
 STARTED = time.time()
@@ -39,7 +39,7 @@ def health(request: Request[Any, Any, Any], svc: NamedDependency[Services]) -> d
     return {"status": status, "uptime_s": round(time.time() - STARTED, 1), "components": components}
 
 
-@get("/api/templates", guards=[require_user], sync_to_thread=False, tags=["projects"])
+@get("/api/templates", before_request=authenticate, sync_to_thread=False, tags=["projects"])
 def templates(user: NamedDependency[User]) -> list[dict[str, Any]]:
     """The story templates a project can start from."""
     return [

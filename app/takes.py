@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
 from app.assets import file_within, live_entry
-from app.deps import Services, require_member, require_user
+from app.deps import Services, require_member
 from app.media import file_response
 from app.problems import Problem
 from sync.docmodel import read_root
@@ -23,7 +23,7 @@ TARGET_KEYS = ("canvas", "node", "scene", "shot")
 class TakeController(Controller):
     path = "/api/projects/{project_id:uuid}/takes"
     tags = ["takes"]
-    guards = [require_user, require_member]
+    guards = [require_member]  # it signs the caller in too
 
     @get("/")
     async def list_takes(

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from pydantic import BaseModel, Field, ValidationError
 
 from app.accounts.service import User
-from app.deps import Services, require_editor, require_member, require_user
+from app.deps import Services, authenticate, require_editor, require_member
 from app.problems import Problem
 from app.projects.access import project_for
 from tasks import bench
@@ -55,7 +55,7 @@ def task_for(svc: Services, user: User, task_id: str, need: str = "viewer") -> d
 class TaskController(Controller):
     path = "/api"
     tags = ["tasks"]
-    guards = [require_user]
+    before_request = authenticate
 
     @get("/task-kinds", sync_to_thread=False)
     def kinds(self, svc: NamedDependency[Services]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel, Field, field_validator
 
 from app.accounts.service import User
-from app.deps import require_owner, require_user
+from app.deps import require_owner
 from app.problems import Problem
 from tasks.webhooks import PATTERNS, WebhookStore
 
@@ -93,7 +93,7 @@ class WebhookController(Controller):
     path = "/api/projects/{project_id:uuid}/webhooks"
     tags = ["webhooks"]
     # Owners only: strangers get the project's 404 and other members a 403, before any body is read.
-    guards = [require_user, require_owner]
+    guards = [require_owner]  # it signs the caller in too
 
     @post("/", status_code=HTTP_201_CREATED, sync_to_thread=False)
     def create(self, request: Request[Any, Any, Any], project_id: FromPath[UUID], data: JSONBody[WebhookIn],

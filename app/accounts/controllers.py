@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from app.accounts.handover import hand_over_guest
 from app.accounts.service import HandedOver, User
-from app.deps import Services, bearer_token, client_ip, require_user
+from app.deps import Services, authenticate, bearer_token, client_ip
 
 
 class RegisterIn(BaseModel):
@@ -97,7 +97,7 @@ class AuthController(Controller):
         token = await asyncio.to_thread(svc.accounts.issue_token, user.id)
         return {"token": token, "user": cast("UserOut", user.public()), "from_guest": handed}
 
-    @post("/logout", guards=[require_user], sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
+    @post("/logout", before_request=authenticate, sync_to_thread=False, status_code=HTTP_204_NO_CONTENT)
     def logout(
         self, request: Request[Any, Any, Any], user: NamedDependency[User], svc: NamedDependency[Services]
     ) -> None:
@@ -108,7 +108,7 @@ class AuthController(Controller):
 class MeController(Controller):
     path = "/api/me"
     tags = ["account"]
-    guards = [require_user]
+    before_request = authenticate
 
     @get("/", sync_to_thread=False)
     def me(self, user: NamedDependency[User]) -> dict[str, Any]:

@@ -6,8 +6,9 @@ gets 403. Roles rank viewer < editor < owner.
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypedDict
+
+import msgspec
 
 from app.accounts.service import User
 from app.problems import Problem
@@ -15,6 +16,7 @@ from sync.db import Index
 
 ROLES = ("viewer", "editor", "owner")
 RANK = {role: i for i, role in enumerate(ROLES)}
+_decode = msgspec.json.Decoder().decode
 
 
 def can_write(role: str | None) -> bool:
@@ -22,22 +24,13 @@ def can_write(role: str | None) -> bool:
     return role is not None and RANK.get(role, -1) >= RANK["editor"]
 
 
-# Everyone on the project (owners first, then by when they joined), as one JSON array computed
-# in the same query as the project row: a gallery of N cards costs one query, not N + 1.
-COLLABORATORS = (
-    "(SELECT json_group_array(json_object('id', c.user_id, 'name', c.name, 'role', c.role)) FROM ("
-    "SELECT mc.user_id, u.name, mc.role FROM members mc JOIN users u ON u.id = mc.user_id "
-    "WHERE mc.project_id = p.id "
-    "ORDER BY CASE mc.role WHEN 'owner' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END, mc.added_at, mc.user_id"
-    ") c)"
-)
-
 # What an access check reads; a listing (``LISTED_COLUMNS``) names the collaborators as well.
 PROJECT_COLUMNS = (
     "p.id, p.name, p.description, p.template, p.path, p.created_at, p.updated_at, p.archived, "
     "p.deleted_at, p.trash_path, m.role"
 )
-LISTED_COLUMNS = f"{PROJECT_COLUMNS}, {COLLABORATORS}"
+# The collaborators are kept on the project's row by triggers (sync/db.py, v7), as JSON.
+LISTED_COLUMNS = f"{PROJECT_COLUMNS}, p.collaborators"
 
 
 class Collaborator(TypedDict):
@@ -84,7 +77,7 @@ def row_to_project(row: tuple[Any, ...]) -> dict[str, Any]:
         "role": row[10],
         "preview_url": f"/api/projects/{row[0]}/preview",
         # Only a listing's row (LISTED_COLUMNS) has them; an access check's stops at the role.
-        "collaborators": json.loads(row[11]) if len(row) > 11 and row[11] else [],
+        "collaborators": _decode(row[11]) if len(row) > 11 and row[11] else [],
     }
 
 

@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from pydantic import BaseModel, Field
 
 from app.accounts.service import User
-from app.deps import Services, project_path, require_editor, require_owner, require_user
+from app.deps import Services, authenticate, project_path, require_editor, require_owner
 from app.problems import Problem
 from app.projects.access import ProjectListOut, ProjectOut, project_for
 from sync import repo
@@ -72,7 +72,7 @@ async def trash(svc: Services, user: User, project_id: str) -> None:
 class ProjectController(Controller):
     path = "/api/projects"
     tags = ["projects"]
-    guards = [require_user]
+    before_request = authenticate
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(

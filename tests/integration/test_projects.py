@@ -416,3 +416,50 @@ def test_listed_projects_name_their_collaborators_from_one_query(
     seen_by_bob = client.get(f"/api/projects/{shared['id']}", headers=bob.headers).json()
     assert [c["name"] for c in seen_by_bob["collaborators"]] == ["Alice", "Bob"]
     assert {c["id"] for c in seen_by_bob["collaborators"]} == {alice.user["id"], bob.user["id"]}
+
+
+def test_listed_collaborators_follow_every_change_of_people(
+    client: TestClient[Any], user_factory: Callable[..., Person], guest: Person
+) -> None:
+    """A role change, a removal, a guest who registers under a name and an erased account all
+    show on the gallery cards at once (the collaborators are kept on the project's row)."""
+    alice, bob, carol = user_factory("Alice"), user_factory("Bob"), user_factory("Carol")
+    film = create(client, alice, name="Film")
+    by_guest = create(client, guest, name="Guest Film")
+
+    def share(owner: Person, project: dict[str, Any], who: Person, role: str) -> None:
+        r = client.post(
+            f"/api/projects/{project['id']}/members",
+            headers=owner.headers,
+            json={"email": who.user["email"], "role": role},
+        )
+        assert r.status_code == 200, r.text
+
+    def people(project: dict[str, Any]) -> list[tuple[str, str]]:
+        listed = client.get("/api/projects", headers=alice.headers).json()["items"]
+        card = next(p for p in listed if p["id"] == project["id"])
+        got = client.get(f"/api/projects/{project['id']}", headers=alice.headers).json()
+        assert got["collaborators"] == card["collaborators"]
+        return [(c["name"], c["role"]) for c in card["collaborators"]]
+
+    share(alice, film, carol, "viewer")
+    share(alice, film, bob, "editor")
+    assert people(film) == [("Alice", "owner"), ("Bob", "editor"), ("Carol", "viewer")]
+    share(alice, film, carol, "owner")
+    assert people(film) == [("Alice", "owner"), ("Carol", "owner"), ("Bob", "editor")]
+    r = client.delete(f"/api/projects/{film['id']}/members/{bob.user['id']}", headers=alice.headers)
+    assert r.status_code == 204, r.text
+    assert people(film) == [("Alice", "owner"), ("Carol", "owner")]
+    r = client.delete("/api/me", headers=carol.headers)
+    assert r.status_code == 204, r.text
+    assert people(film) == [("Alice", "owner")]
+
+    share(guest, by_guest, alice, "viewer")
+    assert people(by_guest) == [(guest.user["name"], "owner"), ("Alice", "viewer")]
+    r = client.post(
+        "/api/auth/register",
+        headers=guest.headers,
+        json={"email": "dana@example.org", "password": "correct horse battery", "name": "Dana"},
+    )
+    assert r.status_code == 201, r.text
+    assert people(by_guest) == [("Dana", "owner"), ("Alice", "viewer")]

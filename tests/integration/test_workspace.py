@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -89,3 +90,37 @@ def test_a_workspace_that_cannot_be_written_is_a_clear_start_error(tmp_path: Pat
         ro.mkdir(mode=0o500)
         with pytest.raises(SettingsError, match="not writable"):
             create_app(make_settings(tmp_path, WORKSPACE_ROOT=ro / "ws"))
+
+
+def test_an_index_from_before_kept_collaborators_gets_them_on_upgrade(tmp_path: Path) -> None:
+    """Upgrading a studio fills in the collaborators of existing projects (migration 7), and the
+    full-text index still finds them by name."""
+    from sync.db import MIGRATIONS, Index
+
+    settings = make_settings(tmp_path)
+    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    index = Index(settings.db_path)
+    with index.transaction() as db:
+        for version, migration in enumerate(MIGRATIONS[:6], start=1):
+            migration(db)
+            db.execute(f"PRAGMA user_version = {version}")
+        now = "2026-01-01T00:00:00Z"
+        for uid, name in (("u1", "Alice"), ("u2", "Bob")):
+            db.execute("INSERT INTO users(id, name, created_at) VALUES (?, ?, ?)", [uid, name, now])
+        db.execute(
+            "INSERT INTO projects(id, name, template, path, created_at, updated_at) "
+            "VALUES ('p1', 'Old Reel', 'blank', 'Projects/Old_Reel', ?, ?)",
+            [now, now],
+        )
+        db.execute("INSERT INTO members VALUES ('p1', 'u2', 'editor', '2026-01-02T00:00:00Z')")
+        db.execute("INSERT INTO members VALUES ('p1', 'u1', 'owner', '2026-01-03T00:00:00Z')")
+    assert index.migrate() == len(MIGRATIONS)
+    row = index.db.execute("SELECT collaborators FROM projects WHERE id = 'p1'").fetchone()
+    assert json.loads(row[0]) == [
+        {"id": "u1", "name": "Alice", "role": "owner"},
+        {"id": "u2", "name": "Bob", "role": "editor"},
+    ]
+    index.db.execute("UPDATE projects SET name = 'New Reel', updated_at = ? WHERE id = 'p1'", ["2026-02-01"])
+    found = index.db.execute("SELECT rowid FROM projects_fts WHERE projects_fts MATCH 'new'").fetchall()
+    assert len(found) == 1
+    assert index.db.execute("SELECT rowid FROM projects_fts WHERE projects_fts MATCH 'old'").fetchall() == []
