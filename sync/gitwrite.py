@@ -16,6 +16,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from sync.fastfs import write_file
+
 COMMIT, TREE, BLOB = 1, 2, 3
 _NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 FILE_MODE = 0o100644
@@ -74,6 +76,16 @@ def signature_line(name: str, email: str, seconds: int, offset_minutes: int) -> 
     return f"{name} <{email}> {seconds} {sign}{hours:02d}{minutes:02d}".encode()
 
 
+def deflate(data: bytes) -> bytes:
+    """``data`` compressed as Git stores it (zlib, level 6), with a window no larger than the
+    data needs: ``zlib.compress`` sets up its full 32 KiB window and tables for every call, which
+    cost 40 µs for each of a new project's small objects, ten times the compressing itself. The
+    bytes inflate the same way whatever the window (Git reads any)."""
+    bits = min(15, max(9, (len(data) - 1).bit_length()))
+    packer = zlib.compressobj(6, zlib.DEFLATED, bits, 4)
+    return packer.compress(data) + packer.flush()
+
+
 def write_pack(pack_dir: Path, objects: list[Obj]) -> str:
     """Write ``objects`` as ``pack-<sha>.pack`` and its version 2 ``.idx`` in ``pack_dir``, each
     object once (the same content twice, such as two empty files or two folders holding only an
@@ -92,7 +104,7 @@ def write_pack(pack_dir: Path, objects: list[Obj]) -> str:
             byte = size & 0x7F
             size >>= 7
         header.append(byte)
-        entry = bytes(header) + zlib.compress(data)
+        entry = bytes(header) + deflate(data)
         where[oid] = (offset, zlib.crc32(entry))
         offset += len(entry)
         parts.append(entry)
@@ -115,8 +127,8 @@ def write_pack(pack_dir: Path, objects: list[Obj]) -> str:
     idx += hashlib.sha1(idx, usedforsecurity=False).digest()
     name = f"pack-{checksum.hex()}"
     # The index goes last: Git looks for packs by their .idx, so it never sees half a pack.
-    (pack_dir / f"{name}.pack").write_bytes(pack + checksum)
-    (pack_dir / f"{name}.idx").write_bytes(idx)
+    write_file(pack_dir / f"{name}.pack", pack + checksum)
+    write_file(pack_dir / f"{name}.idx", idx)
     return checksum.hex()
 
 
@@ -132,4 +144,4 @@ def write_index(path: Path, files: dict[str, bytes]) -> None:
         entry += struct.pack(">H", min(len(raw), 0xFFF)) + raw
         entries.append(entry + b"\0" * (8 - len(entry) % 8))  # one to eight NULs
     body = b"DIRC" + struct.pack(">II", 2, len(entries)) + b"".join(entries)
-    path.write_bytes(body + hashlib.sha1(body, usedforsecurity=False).digest())
+    write_file(path, body + hashlib.sha1(body, usedforsecurity=False).digest())

@@ -20,32 +20,31 @@ import msgspec
 
 def normalize(value: Any) -> Any:
     """Return ``value`` with integral floats turned into ints, recursively."""
+    return _normalized(value, [])
+
+
+def _normalized(value: Any, odd: list[Any]) -> Any:
+    """:func:`normalize`, noting in ``odd`` every value msgspec would write differently from
+    :mod:`json`: ints beyond 64 bits, floats Python writes with an exponent (msgspec writes
+    ``1e20`` where :mod:`json` writes ``1e+20``) or not at all (NaN), and types neither knows.
+    One walk for both: they were a fifth of the time of writing a project's files."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _normalized(v, odd) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalized(v, odd) for v in value]
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 2**53:
             return int(value)
+        if not (value == 0 or 1e-4 <= abs(value) < 1e16):  # NaN and infinities too
+            odd.append(value)
         return value
-    if isinstance(value, dict):
-        return {str(k): normalize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [normalize(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if not isinstance(value, int) or not -(2**63) <= value < 2**64:
+        odd.append(value)  # anything else: json decides (and refuses what it cannot write)
     return value
-
-
-def _plain_numbers(value: Any) -> bool:
-    """Whether every number in ``value`` is written the same by msgspec and by :mod:`json`: ints
-    that fit in 64 bits, and floats Python writes without an exponent (msgspec writes ``1e20``
-    where :mod:`json` writes ``1e+20``, and has no NaN)."""
-    if isinstance(value, float):
-        return value == 0 or 1e-4 <= abs(value) < 1e16  # NaN and infinities: False
-    if isinstance(value, bool | str) or value is None:
-        return True
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**64
-    if isinstance(value, dict):
-        return all(_plain_numbers(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_plain_numbers(v) for v in value)
-    return False  # anything else: json decides (and refuses what it cannot write)
 
 
 def dumps(value: Any) -> str:
@@ -54,8 +53,9 @@ def dumps(value: Any) -> str:
     msgspec writes the same text as ``json.dumps(indent=2, sort_keys=True, ensure_ascii=False)``
     three times faster (a project is six files, written on every commit); values with numbers it
     writes differently go through :mod:`json`, so a file's bytes never depend on which was used."""
-    plain = normalize(value)
-    if _plain_numbers(plain):
+    odd: list[Any] = []
+    plain = _normalized(value, odd)
+    if not odd:
         return msgspec.json.format(msgspec.json.encode(plain, order="sorted"), indent=2).decode() + "\n"
     return json.dumps(plain, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pygit2
 
 from sync import gitwrite, lfs
+from sync.fastfs import write_file
 
 DEFAULT_BRANCH = "main"
 
@@ -73,10 +74,10 @@ class Skeleton:
     def init(self, root: Path) -> Path:
         """Lay out ``root/.git``; returns that folder."""
         git = root / ".git"
-        for folder in ("objects/pack", "refs/heads"):
-            (git / folder).mkdir(parents=True)
-        (git / "HEAD").write_bytes(f"ref: refs/heads/{DEFAULT_BRANCH}\n".encode())
-        (git / "config").write_bytes(self.config)
+        for folder in ("", "/objects", "/objects/pack", "/refs", "/refs/heads"):  # parents first
+            os.mkdir(f"{git}{folder}")
+        write_file(git / "HEAD", f"ref: refs/heads/{DEFAULT_BRANCH}\n".encode())
+        write_file(git / "config", self.config)
         return git
 
 
@@ -110,7 +111,7 @@ def create(
     sha = first[2].hex()
     # HEAD points at the branch. Written directly: through libgit2 the first ref also starts a
     # reflog (three folders, two files), a third of the repository's own file operations.
-    (git / "refs" / "heads" / DEFAULT_BRANCH).write_bytes(f"{sha}\n".encode())
+    write_file(git / "refs" / "heads" / DEFAULT_BRANCH, f"{sha}\n".encode())
     return sha
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from sync import repo
+from sync.fastfs import write_file
 from sync.lfs import LFS_PATTERNS
 from sync.model import MANIFEST, State, files_to_state, state_to_files
 from sync.naming import folder_name, with_suffix
@@ -317,9 +318,10 @@ def scaffold(root: Path, state: State) -> dict[str, bytes]:
                for n in range(1, len(parts) + 1)}  # fmt: skip
     existed = set()
     root.mkdir(parents=True, exist_ok=True)
+    base = str(root)  # plain strings: a Path per folder and file showed in the profile
     for folder in sorted(folders, key=lambda f: f.count("/")):  # each once, parents first
         try:
-            (root / folder).mkdir()
+            os.mkdir(f"{base}/{folder}")
         except FileExistsError:  # an imported tree brings its own folders
             existed.add(folder)
     for folder in PROJECT_FOLDERS:
@@ -331,7 +333,7 @@ def scaffold(root: Path, state: State) -> dict[str, bytes]:
     for folder in filled & existed:  # a placeholder is no longer needed where files now are
         (root / folder / ".gitkeep").unlink(missing_ok=True)
     for rel, data in files.items():
-        (root / rel).write_bytes(data)
+        write_file(f"{base}/{rel}", data)
     return files
 
 
