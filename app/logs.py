@@ -28,6 +28,18 @@ def redact_query(query: str) -> str:
     return urlencode([(k, "[redacted]" if k.lower() in SENSITIVE_KEYS else v) for k, v in pairs], safe="[]")
 
 
+class _StderrLogger:
+    """Where structlog writes a rendered line: whatever ``sys.stderr`` is at that moment."""
+
+    def __init__(self, *_args: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     """Route structlog and the standard library's logging to stderr in ``fmt`` (json or console)."""
     renderer: structlog.types.Processor = (
@@ -38,9 +50,13 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # The studio's own lines are rendered by structlog and written straight to stderr: through
+    # the logging module each cost a quarter of a millisecond, a tenth of creating a project.
+    # Other libraries' lines (logging) go through the same processors and renderer.
+    tracebacks = structlog.processors.format_exc_info  # an exception's traceback, not its repr
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, tracebacks, renderer],
+        logger_factory=_StderrLogger,
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
@@ -48,7 +64,7 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer],
         )
     )
     global _access_level, _access_format
