@@ -55,7 +55,7 @@ def task_for(svc: Services, user: User, task_id: str, need: str = "viewer") -> d
 class TaskController(Controller):
     path = "/api"
     tags = ["tasks"]
-    before_request = authenticate
+    before_request = staticmethod(authenticate)
 
     @get("/task-kinds", sync_to_thread=False)
     def kinds(self, svc: NamedDependency[Services]) -> list[dict[str, Any]]:

@@ -108,7 +108,7 @@ class AuthController(Controller):
 class MeController(Controller):
     path = "/api/me"
     tags = ["account"]
-    before_request = authenticate
+    before_request = staticmethod(authenticate)
 
     @get("/", sync_to_thread=False)
     def me(self, user: NamedDependency[User]) -> dict[str, Any]:

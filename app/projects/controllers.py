@@ -72,7 +72,7 @@ async def trash(svc: Services, user: User, project_id: str) -> None:
 class ProjectController(Controller):
     path = "/api/projects"
     tags = ["projects"]
-    before_request = authenticate
+    before_request = staticmethod(authenticate)
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(
