@@ -10,7 +10,8 @@ A :class:`Checkpointer` turns automatic checkpoints off for the connections that
 and runs them itself, every ``interval_s``, on its own connection (the sqlite3 module lets go of
 the GIL while SQLite works). ``PASSIVE`` checkpoints never wait for readers or writers; when the
 log has nonetheless grown past ``truncate_over`` bytes (readers held it all along), a
-``TRUNCATE`` checkpoint waits for a moment without readers and empties it.
+``TRUNCATE`` checkpoint waits (a tenth of a second at most) for a moment without readers and
+empties it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class Checkpointer:
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA busy_timeout=5000")
+            # A TRUNCATE checkpoint holds new writers back while it waits for readers to leave:
+            # it gives up after a tenth of a second and tries again next time.
+            conn.execute("PRAGMA busy_timeout=100")
             while not self._stop.wait(self.interval_s):
                 self._checkpoint(conn)
             self._checkpoint(conn)

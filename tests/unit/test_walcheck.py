@@ -71,3 +71,17 @@ def test_the_update_log_hands_its_checkpoints_over_too(tmp_path: Path) -> None:
     finally:
         checkpointer.stop()
     assert db_size(log.path) > before + 4_000_000
+
+
+def test_a_log_grown_past_the_limit_is_emptied(tmp_path: Path) -> None:
+    from sync.walcheck import Checkpointer
+
+    index = Index(tmp_path / "studio.db")
+    index.migrate()
+    index.checkpoint_in_background(interval_s=3600).stop()  # hand the checkpoints over, then take them here
+    write_pages(index)
+    wal = index.path.with_name("studio.db-wal")
+    assert wal.stat().st_size > 4_000_000
+    # The index's connection stays open, outside any transaction: nothing holds the log.
+    Checkpointer(index.path, interval_s=3600, truncate_over=1_000_000).start().stop()
+    assert wal.stat().st_size == 0
