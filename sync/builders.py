@@ -110,7 +110,6 @@ class Builders:
 
     async def _in_process(self, state: State, author: repo.Author, message: str, claim: _Claim) -> Path:
         pool = self._pool or self._start()
-        self.workspace.staging.mkdir(parents=True, exist_ok=True)
         config = self.workspace.skeleton().config
         job = pool.submit(_build, str(self.workspace.staging), state, author, message, config)
 

@@ -121,7 +121,6 @@ class Workspace:
         # One at a time: creations side by side contend for the GIL and the kernel's directory
         # locks and use half as much CPU again for the same number of projects.
         with self._creating:
-            self.staging.mkdir(parents=True, exist_ok=True)
             return build_repository(self.staging, state, author, message, self.skeleton())
 
     def place_built(self, stage: Path, state: State, register: Callable[[str], None]) -> str:
@@ -129,9 +128,9 @@ class Workspace:
         folder is removed, wherever it got to."""
         try:
             return self._place(stage, state["meta"]["name"], register)
-        finally:
-            if stage.exists():
-                shutil.rmtree(stage, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)  # not moved yet (once moved, _place cleans up)
+            raise
 
     def import_tree(
         self,
@@ -298,7 +297,11 @@ def build_repository(
     ``staging``; returns the folder. Removes it again if anything fails. Runs in the server's own
     process or in a builder process (:class:`sync.builders.Builders`)."""
     stage = staging / uuidlib.uuid4().hex
-    stage.mkdir()
+    try:
+        stage.mkdir()
+    except FileNotFoundError:  # .staging itself went (someone tidied the workspace): make it again
+        staging.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
     try:
         files = scaffold(stage, state)
         repo.create(stage, files, message, author, skeleton)

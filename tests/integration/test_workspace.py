@@ -77,6 +77,20 @@ def test_a_failure_while_registering_leaves_no_folder_and_no_row(
     )
 
 
+def test_creating_goes_on_when_the_staging_folder_was_removed(
+    client: TestClient[Any], guest: Person, settings: Settings
+) -> None:
+    """Someone tidies the workspace while the studio runs and deletes the hidden .staging folder:
+    the next creation makes it again instead of failing."""
+    import shutil
+
+    shutil.rmtree(settings.workspace_root / ".staging")
+    r = client.post("/api/projects", headers=guest.headers, json={"name": "After Tidying"})
+    assert r.status_code == 201, r.text
+    assert (settings.workspace_root / r.json()["path"] / "project.json").is_file()
+    assert list((settings.workspace_root / ".staging").iterdir()) == []
+
+
 def test_a_workspace_that_cannot_be_written_is_a_clear_start_error(tmp_path: Path) -> None:
     import pytest
 
