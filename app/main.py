@@ -49,7 +49,6 @@ from app.worker_api import WorkerController
 from sync.builders import Builders
 from sync.lifetime import die_with_parent
 from sync.materializer import Committed
-from sync.updatelog import SQLiteUpdateLog
 from sync.workspace import ProjectLocks
 from tasks import bench
 from tasks.broker import (
@@ -181,11 +180,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # worker would go on holding rooms and sockets that a restarted server cannot see.
         die_with_parent(signal.SIGTERM)
         hub.loop = outputs.loop = asyncio.get_running_loop()
-        # Both SQLite files are checkpointed by threads of their own, never by a commit on the
-        # event loop, which held every request in flight for the checkpoint's fsyncs.
-        app.state.checkpointers = [studio.index.checkpoint_in_background()]
-        if isinstance(rooms.updates, SQLiteUpdateLog):
-            app.state.checkpointers.append(rooms.updates.checkpoint_in_background())
         # Embedded: whatever was running died with the previous process. With Redis, workers
         # elsewhere may still be running theirs: the watchdog judges those by their heartbeats.
         interrupted, waiting = task_store.recover(fail_running=not settings.broker_url)
@@ -272,8 +266,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if started is not None:
                 started.stop()
         await rooms.close()  # flush every edited document to Git and say goodbye to peers
-        for checkpointer in app.state.checkpointers:
-            await asyncio.to_thread(checkpointer.stop)
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         # Deep links into the single-page app (/projects/…) get the app shell, not a 404.

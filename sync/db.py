@@ -18,8 +18,6 @@ from pathlib import Path
 
 import sqlite_utils
 
-from sync.walcheck import Checkpointer, take_over
-
 
 def _v1(db: sqlite_utils.Database) -> None:
     db.execute("""
@@ -255,7 +253,6 @@ class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._autocheckpoint = True
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -267,19 +264,9 @@ class Index:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            if not self._autocheckpoint:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
             db = sqlite_utils.Database(conn)
             self._local.db = db
         return db
-
-    def checkpoint_in_background(self, interval_s: float = 0.5) -> Checkpointer:
-        """Stop this process's commits from checkpointing the WAL (see :mod:`sync.walcheck`) and
-        start the thread that does it instead; stop it with ``.stop()``. Call it before other
-        threads open their connections (a connection opened earlier elsewhere keeps checkpointing)."""
-        self._autocheckpoint = False
-        db = getattr(self._local, "db", None)
-        return take_over(self.path, db.conn if db is not None else None, interval_s)
 
     @property
     def version(self) -> int:

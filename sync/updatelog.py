@@ -17,8 +17,6 @@ from typing import Any, Protocol
 
 from pycrdt import Doc
 
-from sync.walcheck import Checkpointer, take_over
-
 SCHEMA_VERSION = 1
 
 
@@ -147,7 +145,6 @@ class SQLiteUpdateLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._autocheckpoint = True
         self._migrate()
 
     @property
@@ -159,15 +156,8 @@ class SQLiteUpdateLog:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
-            if not self._autocheckpoint:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
         return conn
-
-    def checkpoint_in_background(self, interval_s: float = 0.5) -> Checkpointer:
-        """As :meth:`sync.db.Index.checkpoint_in_background`, for the update log's file."""
-        self._autocheckpoint = False
-        return take_over(self.path, getattr(self._local, "conn", None), interval_s)
 
     def _migrate(self) -> None:
         db = self._db
