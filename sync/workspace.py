@@ -177,9 +177,7 @@ class Workspace:
     @contextmanager
     def staged(self) -> Iterator[Path]:
         """A fresh empty staging folder, removed afterwards unless it was moved into place."""
-        self.staging.mkdir(parents=True, exist_ok=True)
-        stage = self.staging / uuidlib.uuid4().hex
-        stage.mkdir()
+        stage = new_stage(self.staging)
         try:
             yield stage
         finally:
@@ -290,18 +288,25 @@ def zip_tree(root: Path, dest: Path, step: Callable[[int, int], None] | None = N
                 step(done, len(files))
 
 
+def new_stage(staging: Path) -> Path:
+    """A new empty folder under ``staging``, made again first if it is gone (someone tidied the
+    workspace while the studio ran)."""
+    stage = staging / uuidlib.uuid4().hex
+    try:
+        stage.mkdir()
+    except FileNotFoundError:
+        staging.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+    return stage
+
+
 def build_repository(
     staging: Path, state: State, author: repo.Author, message: str, skeleton: repo.Skeleton
 ) -> Path:
     """Make a new project's folder tree and repository with its first commit in a new folder under
     ``staging``; returns the folder. Removes it again if anything fails. Runs in the server's own
     process or in a builder process (:class:`sync.builders.Builders`)."""
-    stage = staging / uuidlib.uuid4().hex
-    try:
-        stage.mkdir()
-    except FileNotFoundError:  # .staging itself went (someone tidied the workspace): make it again
-        staging.mkdir(parents=True, exist_ok=True)
-        stage.mkdir()
+    stage = new_stage(staging)
     try:
         files = scaffold(stage, state)
         repo.create(stage, files, message, author, skeleton)

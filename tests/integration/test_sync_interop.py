@@ -625,24 +625,33 @@ def test_p2_viewer_receives_edits_but_its_own_never_reach_anyone_or_git(
 # -- P4: access withdrawn or changed while a socket is open ----------------------------------------------------
 
 
-def closes_of(node: Node, client: str, code: int, timeout: float = 3.0) -> dict[str, Any]:
-    """The client's status once its socket was closed with ``code`` (fails after ``timeout``)."""
+def closes_of(node: Node, client: str, code: int, timeout: float = 3.0, times: int = 1) -> dict[str, Any]:
+    """The client's status once its socket was closed with ``code`` ``times`` times (fails after
+    ``timeout``)."""
     deadline = time.monotonic() + timeout
     while True:
         status = node("status", client)
-        if any(c["code"] == code for c in status["closes"]):
+        if sum(c["code"] == code for c in status["closes"]) >= times:
             return status
         if time.monotonic() > deadline:
             raise AssertionError(f"{client} was not closed with {code} within {timeout} s: {status}")
         time.sleep(0.05)
 
 
-def test_p4_a_removed_member_is_closed_at_once_and_the_others_carry_on(api: Api, node: Node) -> None:
-    owner, editor = api.register("Olga Owner"), api.register("Eddie Editor")
-    pid = api.project(owner, "Removing")["id"]
+def owner_and_editor_in_a_room(
+    api: Api, node: Node, title: str, editor_name: str, client: str
+) -> tuple[Account, Account, str]:
+    """Olga Owner's project ``title`` with an editor; both connected (as "o" and ``client``)."""
+    owner, editor = api.register("Olga Owner"), api.register(editor_name)
+    pid = api.project(owner, title)["id"]
     api.add_member(owner, pid, editor, "editor")
     node.join("o", api.ws, pid, owner.token)
-    node.join("e", api.ws, pid, editor.token)
+    node.join(client, api.ws, pid, editor.token)
+    return owner, editor, pid
+
+
+def test_p4_a_removed_member_is_closed_at_once_and_the_others_carry_on(api: Api, node: Node) -> None:
+    owner, editor, pid = owner_and_editor_in_a_room(api, node, "Removing", "Eddie Editor", "e")
     node("set", "e", path=[*NODES, "before"], value=node_value(1, 1), deep=True)
     node.wait_for("o", [*NODES, "before"], node_value(1, 1))
 
@@ -663,11 +672,7 @@ def test_p4_a_removed_member_is_closed_at_once_and_the_others_carry_on(api: Api,
 
 
 def test_p4_a_role_change_takes_effect_on_the_open_socket(api: Api, node: Node) -> None:
-    owner, member = api.register("Olga Owner"), api.register("Rory Role")
-    pid = api.project(owner, "Roles")["id"]
-    api.add_member(owner, pid, member, "editor")
-    node.join("o", api.ws, pid, owner.token)
-    node.join("m", api.ws, pid, member.token)
+    owner, member, pid = owner_and_editor_in_a_room(api, node, "Roles", "Rory Role", "m")
 
     api.add_member(owner, pid, member, "viewer")  # an editor becomes a viewer
     closes_of(node, "m", 4500)
@@ -679,10 +684,7 @@ def test_p4_a_role_change_takes_effect_on_the_open_socket(api: Api, node: Node) 
     assert node.get("o", [*NODES, "as-viewer"]) is ABSENT  # its write is refused now
 
     api.add_member(owner, pid, member, "editor")  # and back
-    deadline = time.monotonic() + 3
-    while sum(c["code"] == 4500 for c in node("status", "m")["closes"]) < 2:
-        assert time.monotonic() < deadline, node("status", "m")
-        time.sleep(0.05)
+    closes_of(node, "m", 4500, times=2)
     node("connect", "m", keep_trying=True)
     node("set", "m", path=[*NODES, "as-editor"], value=node_value(7, 7), deep=True)
     node.wait_for("o", [*NODES, "as-editor"], node_value(7, 7))
