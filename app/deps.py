@@ -17,6 +17,7 @@ from app.projects.service import Projects
 from app.projects.transfer import Transfers
 from app.studio import Studio
 from sync.builders import Builders
+from sync.indexwriter import IndexWriter
 from sync.rooms import Rooms
 from tasks.store import TaskStore
 
@@ -128,6 +129,7 @@ class Services:
     rooms: Rooms
     tasks: TaskStore
     builders: Builders
+    writer: IndexWriter
 
 
 def provide_services(request: Request[Any, Any, Any]) -> Services:

@@ -47,6 +47,7 @@ from app.tasks_api import TaskController
 from app.webhooks_api import WebhookController
 from app.worker_api import WorkerController
 from sync.builders import Builders
+from sync.indexwriter import IndexWriter
 from sync.lifetime import die_with_parent
 from sync.materializer import Committed
 from sync.workspace import ProjectLocks
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     locks = ProjectLocks()  # one lock per repository, for the materializer, trash and bundles alike
     projects = Projects(studio, locks)
     builders = Builders(studio.workspace)  # builder processes for bursts of new projects
+    writer = IndexWriter(studio.index)  # moves them into place and registers them, a burst in one commit
     rooms = build_rooms(studio, locks)
     task_store = TaskStore(studio.index)
     hub = EventHub(studio.index)
@@ -342,6 +344,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rooms=rooms,
         tasks=task_store,
         builders=builders,
+        writer=writer,
     )
     _allow_large_uploads(app, settings.max_upload_bytes)
     return app

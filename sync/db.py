@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import sqlite_utils
@@ -291,9 +291,23 @@ class Index:
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
 
-        Use ``db.execute`` inside it: sqlite-utils' table helpers commit on their own.
+        Use ``db.execute`` inside it: sqlite-utils' table helpers commit on their own. Inside a
+        transaction already open on this thread's connection (a batch of
+        :class:`sync.indexwriter.IndexWriter`) it is a savepoint: an error undoes only its own
+        writes, and they are committed with the batch.
         """
         db = self.db
+        if db.conn.in_transaction:
+            db.execute("SAVEPOINT nested")
+            try:
+                yield db
+            except BaseException:
+                with suppress(sqlite3.Error):  # gone if SQLite rolled the whole batch back itself
+                    db.execute("ROLLBACK TO nested")
+                    db.execute("RELEASE nested")
+                raise
+            db.execute("RELEASE nested")
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db

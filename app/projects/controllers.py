@@ -79,7 +79,13 @@ class ProjectController(Controller):
         self, data: JSONBody[ProjectIn], user: NamedDependency[User], svc: NamedDependency[Services]
     ) -> ProjectOut:
         project, _ = await svc.projects.create_async(
-            svc.builders, user, data.name, data.template, str(data.id) if data.id else None, data.description
+            svc.builders,
+            svc.writer,
+            user,
+            data.name,
+            data.template,
+            str(data.id) if data.id else None,
+            data.description,
         )
         return cast("ProjectOut", project)
 

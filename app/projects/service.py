@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from app.projects.access import LISTED_COLUMNS, RANK, ROLES, project_for, row_to
 from app.studio import Studio, now_iso
 from sync import repo
 from sync.builders import Builders
+from sync.indexwriter import IndexWriter
 from sync.model import (
     State,
     apply_sample,
@@ -81,6 +83,7 @@ class Projects:
     async def create_async(
         self,
         builders: Builders,
+        writer: IndexWriter,
         user: User,
         name: object,
         template: str,
@@ -88,13 +91,26 @@ class Projects:
         description: str,
     ) -> tuple[dict[str, Any], bool]:
         """:meth:`create` for the event loop: the repository is built by ``builders`` (a thread,
-        or a builder process when several creations are in flight); checks, the move into place
-        and the index rows run here, each a fraction of a millisecond."""
+        or a builder process when several creations are in flight), then moved into place and
+        registered by ``writer``, with the other creations of a burst in one commit; the checks
+        run here."""
         plan = self._plan(user, name, template, project_id, description, None)
         if isinstance(plan, dict):
             return plan, False
         stage = await builders.build(plan.state, plan.author, plan.message)
-        self.workspace.place_built(stage, plan.state, plan.register)
+        try:
+            await writer.run(
+                lambda: self.workspace.place_built(stage, plan.state, plan.register),
+                undo=self.workspace.discard,
+            )
+        except sqlite3.IntegrityError:
+            # Another creation with this id got in first while this one was being built (an
+            # offline client sending its retry twice): the same project by the same person is
+            # returned as it is, anything else is the 409 the checks give.
+            again = self._plan(user, name, template, project_id, description, None)
+            if isinstance(again, dict):
+                return again, False
+            raise
         return self._created(plan), True
 
     def _plan(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,14 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from app.accounts.service import Accounts
+from app.problems import Problem
+from app.projects.service import Projects
 from app.settings import Settings
+from app.studio import Studio
+from sync.builders import Builders
+from sync.indexwriter import IndexWriter
+from sync.workspace import ProjectLocks
 from tests.conftest import Person, git
 
 TREE = [
@@ -158,6 +167,38 @@ def test_create_with_a_client_id_is_idempotent(
     assert len(list(settings.workspace_root.joinpath("Projects").iterdir())) == 1
     r = client.post("/api/projects", headers=guest.headers, json={"name": "Other", "id": pid})
     assert r.status_code == 409
+
+
+def test_two_creations_with_one_id_at_once_make_one_project(settings: Settings) -> None:
+    """An offline client sends its retry while the first try is still being built: the person gets
+    the same project twice. A different project under that id gets a 409. Either way one folder
+    and one row stay. (Both creations pass the checks before either is registered: the second
+    finds the id taken only when its rows go in.)"""
+    studio = Studio.open(settings)
+    user, _ = Accounts(studio).create_guest(None)
+    projects = Projects(studio, ProjectLocks())
+    builders, writer = Builders(studio.workspace, processes=0), IndexWriter(studio.index)
+
+    async def race(*names: str) -> list[Any]:
+        pid = str(uuid.uuid4())
+        return await asyncio.gather(
+            *(projects.create_async(builders, writer, user, name, "blank", pid, "") for name in names),
+            return_exceptions=True,
+        )
+
+    (first, made), (again, made_again) = asyncio.run(race("Twice", "Twice"))
+    assert (made, made_again) == (True, False)
+    assert first == again
+    assert first["path"] == "Projects/Twice"
+    one, other = asyncio.run(race("First", "Second"))
+    assert isinstance(other, Problem), other
+    assert other.status_code == 409
+    assert one[0]["path"] == "Projects/First"
+    assert sorted(p.name for p in studio.workspace.projects.iterdir()) == ["First", "Twice"]
+    assert list(studio.workspace.staging.iterdir()) == []
+    with sqlite3.connect(settings.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM projects").fetchone()[0] == 2
+        assert db.execute("SELECT COUNT(*) FROM members").fetchone()[0] == 2
 
 
 def test_list_searches_filters_and_sorts(client: TestClient[Any], guest: Person) -> None:
