@@ -52,8 +52,6 @@ class IndexWriter:
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append((job, undo, future))
-        # A caller that went away leaves its job to finish, undone on error as any other.
-        future.add_done_callback(_retrieved)
         return await asyncio.shield(future)
 
     def _flush(self) -> None:
@@ -97,10 +95,3 @@ def _settle(future: asyncio.Future[Any], exc: BaseException | None, result: Any 
         future.set_exception(exc)
     else:
         future.set_result(result)
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Mark the outcome as seen, so a job whose caller was cancelled does not end in asyncio's
-    "exception was never retrieved"; :meth:`IndexWriter._flush` logs a failed commit itself."""
-    if not future.cancelled():
-        future.exception()

@@ -7,6 +7,7 @@ A real SQLite index file with the studio's migrations; the jobs write through
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,23 @@ def test_a_transaction_inside_a_transaction_is_a_savepoint(index: Index) -> None
         with index.transaction() as inner:
             inner.execute("INSERT INTO notes(text) VALUES ('second inner')")
     assert noted(index) == ["outer", "second inner"]
+
+
+def test_a_caller_that_goes_away_leaves_its_job_to_finish_quietly(index: Index) -> None:
+    writer = IndexWriter(index)
+    complaints: list[dict[str, Any]] = []
+
+    async def give_up() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: complaints.append(context))
+        kept = asyncio.ensure_future(writer.run(note(index, "kept")))
+        doomed = asyncio.ensure_future(writer.run(note(index, "doomed", fail=True)))
+        await asyncio.sleep(0)  # both handed over
+        kept.cancel()
+        doomed.cancel()
+        await asyncio.sleep(0.05)  # the batch runs
+        gc.collect()
+
+    asyncio.run(give_up())
+    assert noted(index) == ["kept"]
+    assert writer.commits == 1
+    assert complaints == []
