@@ -542,6 +542,30 @@ def machine_info(client: str) -> dict[str, Any]:
     }
 
 
+def calibrate(folder: Path) -> dict[str, float]:
+    """How fast this machine is right now, to read the results by: a fixed pure-Python loop (the
+    best of three) and making 200 folders of 5 small files each in the data folder. Both move
+    with the machine's mood (the same code's results moved 1.6x within an hour, the file system
+    10x after large deletions), which is why a run's numbers are compared side by side."""
+    loop = []
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        loop.append(time.perf_counter() - start)
+    scratch = folder / "calibrate"
+    start = time.perf_counter()
+    for i in range(200):
+        sub = scratch / str(i)
+        sub.mkdir(parents=True)
+        for j in range(5):
+            (sub / f"{j}.json").write_bytes(b"{}")
+    fs = time.perf_counter() - start
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"python_loop_ms": round(min(loop) * 1000, 1), "fs_1200_entries_ms": round(fs * 1000, 1)}
+
+
 def print_table(results: list[Result]) -> None:
     head = (
         "operation",
@@ -641,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(client)
 
     tmp = Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    info["calibration"] = calibrate(tmp)
     server = Server(tmp)
     results: list[Result] = []
     run_id = uuid.uuid4().hex[:8]
@@ -693,6 +718,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {info['nproc']} CPUs, {info['implementation']} {info['python']}, {info['platform']}, "
         f"load average before the run {load}"
+    )
+    cal = info["calibration"]
+    print(
+        f"speed:   a 1M-step Python loop {cal['python_loop_ms']:g} ms; 200 folders of 5 files in the data "
+        f"folder {cal['fs_1200_entries_ms']:g} ms"
     )
     print(f"server:  studio serve (Granian {info['granian']}, 1 worker), SQLite, embedded broker")
     print(f"client:  {client}, {args.duration:g} s per operation after {args.warmup:g} s warm-up")
