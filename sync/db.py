@@ -292,12 +292,12 @@ class Index:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
 
         Use ``db.execute`` inside it: sqlite-utils' table helpers commit on their own. Inside a
-        transaction already open on this thread's connection (a batch of
-        :class:`sync.indexwriter.IndexWriter`) it is a savepoint: an error undoes only its own
-        writes, and they are committed with the batch.
+        :meth:`batch` it is a savepoint: an error undoes only its own writes, and they are
+        committed with the batch. Anywhere else a transaction already open is an error, as
+        SQLite makes it, rather than writes that silently wait for someone else's COMMIT.
         """
         db = self.db
-        if db.conn.in_transaction:
+        if getattr(self._local, "batch", False):
             db.execute("SAVEPOINT nested")
             try:
                 yield db
@@ -315,6 +315,23 @@ class Index:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction holding several :meth:`transaction` blocks (each a savepoint) for
+        :class:`sync.indexwriter.IndexWriter`, which commits it. Rolled back if the block ends
+        by an exception; left open otherwise, for the caller's ``COMMIT``."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        self._local.batch = True
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.batch = False
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

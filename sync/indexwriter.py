@@ -56,25 +56,18 @@ class IndexWriter:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        db = self.index.db
         done: list[tuple[_Job, Any]] = []
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except Exception as exc:
-            for _, _, future in batch:
-                _settle(future, exc)
-            return
-        for item in batch:
-            try:
-                done.append((item, item[0]()))
-            except Exception as exc:  # undone by its own savepoint; the others go on
-                _settle(item[2], exc)
-        try:
-            db.execute("COMMIT")
-        except Exception as exc:
-            log.exception("index_commit_failed jobs=%d", len(done))
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
+            with self.index.batch() as db:
+                for item in batch:
+                    try:
+                        done.append((item, item[0]()))
+                    except Exception as exc:  # undone by its own savepoint; the others go on
+                        _settle(item[2], exc)
+                db.execute("COMMIT")
+        except BaseException as exc:  # BEGIN or COMMIT failed: the batch is rolled back
+            if done:
+                log.exception("index_commit_failed jobs=%d", len(done))
             for (_, undo, future), result in done:
                 if undo is not None:
                     try:
@@ -82,6 +75,10 @@ class IndexWriter:
                     except Exception:
                         log.exception("index_job_undo_failed")
                 _settle(future, exc)
+            for _, _, future in batch:
+                _settle(future, exc)  # the jobs that never ran (BEGIN failed)
+            if not isinstance(exc, Exception):
+                raise
             return
         self.commits += 1
         for (_, _, future), result in done:
@@ -89,7 +86,7 @@ class IndexWriter:
 
 
 def _settle(future: asyncio.Future[Any], exc: BaseException | None, result: Any = None) -> None:
-    if future.cancelled():
+    if future.done():
         return
     if exc is not None:
         future.set_exception(exc)

@@ -124,19 +124,41 @@ def test_a_commit_that_fails_undoes_every_job_of_its_batch(index: Index) -> None
     assert noted(index) == ["later"]
 
 
-def test_a_transaction_inside_a_transaction_is_a_savepoint(index: Index) -> None:
-    def refused(db: Any) -> None:
+def test_inside_a_batch_a_transaction_is_a_savepoint_and_nowhere_else(index: Index) -> None:
+    def refused() -> None:
         with index.transaction() as inner:
             inner.execute("INSERT INTO notes(text) VALUES ('inner')")
             raise ValueError("inner refused")
 
-    with index.transaction() as db:
+    with index.batch() as db:
         db.execute("INSERT INTO notes(text) VALUES ('outer')")
         with pytest.raises(ValueError, match="inner refused"):
-            refused(db)
+            refused()
         with index.transaction() as inner:
             inner.execute("INSERT INTO notes(text) VALUES ('second inner')")
+        db.execute("COMMIT")
     assert noted(index) == ["outer", "second inner"]
+    # A transaction left open by mistake is an error for the next one, not a silent savepoint
+    # whose writes would wait for a COMMIT that never comes.
+    index.db.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="within a transaction"), index.transaction():
+        pass
+    index.db.execute("ROLLBACK")
+
+
+def test_a_batch_that_ends_by_an_exception_is_rolled_back(index: Index) -> None:
+    def interrupted() -> None:
+        with index.batch() as db:
+            db.execute("INSERT INTO notes(text) VALUES ('half')")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert not index.db.conn.in_transaction
+    assert noted(index) == []
+    with index.transaction() as db:  # and the next transaction is a plain one again
+        db.execute("INSERT INTO notes(text) VALUES ('whole')")
+    assert noted(index) == ["whole"]
 
 
 def test_a_caller_that_goes_away_leaves_its_job_to_finish_quietly(index: Index) -> None:
