@@ -107,8 +107,8 @@ class Projects:
             # Another creation with this id got in first while this one was being built (an
             # offline client sending its retry twice): the same project by the same person is
             # returned as it is, anything else is the 409 the checks give.
-            again = self._plan(user, name, template, project_id, description, None)
-            if isinstance(again, dict):
+            again = self._existing(user, plan.pid, plan.state["meta"]["name"])
+            if again is not None:
                 return again, False
             raise
         return self._created(plan), True
@@ -139,19 +139,9 @@ class Projects:
         if len(description) > MAX_DESCRIPTION:
             raise Problem(422, f"The description is longer than {MAX_DESCRIPTION} characters.")
         pid = _parse_uuid(project_id) if project_id is not None else str(uuid.uuid4())
-        existing = self.index.db.execute("SELECT name FROM projects WHERE id = ?", [pid]).fetchone()
+        existing = self._existing(user, pid, clean)
         if existing is not None:
-            mine = (
-                user
-                and self.index.db.execute(
-                    "SELECT role FROM members WHERE project_id = ? AND user_id = ?", [pid, user.id]
-                ).fetchone()
-            )
-            if user and mine and existing[0] == clean:
-                return self.get(user, pid)
-            raise Problem(
-                409, f"A project with id {pid} exists already; create it with a new id.", slug="id-taken"
-            )
+            return existing
         created = now_iso()
         state = apply_template(
             empty_state(uuid=pid, name=clean, template=tmpl["id"], created=created, description=description),
@@ -188,6 +178,24 @@ class Projects:
                 _activity(db, pid, user, "project.created", message)
 
         return _Plan(pid, tmpl["id"], user, state, author, message, register)
+
+    def _existing(self, user: User | None, pid: str, clean: str) -> dict[str, Any] | None:
+        """None while no project has id ``pid``; the project, when it is the one ``user`` asks
+        for again (same name, a member: an offline client retrying); otherwise a 409."""
+        existing = self.index.db.execute("SELECT name FROM projects WHERE id = ?", [pid]).fetchone()
+        if existing is None:
+            return None
+        mine = (
+            user
+            and self.index.db.execute(
+                "SELECT role FROM members WHERE project_id = ? AND user_id = ?", [pid, user.id]
+            ).fetchone()
+        )
+        if user and mine and existing[0] == clean:
+            return self.get(user, pid)
+        raise Problem(
+            409, f"A project with id {pid} exists already; create it with a new id.", slug="id-taken"
+        )
 
     def _created(self, plan: _Plan) -> dict[str, Any]:
         log.info("project_created", project_id=plan.pid, template=plan.template)

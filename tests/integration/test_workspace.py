@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,6 @@ def test_creating_goes_on_when_the_staging_folder_was_removed(
 ) -> None:
     """Someone tidies the workspace while the studio runs and deletes the hidden .staging folder:
     the next creation makes it again instead of failing."""
-    import shutil
-
     shutil.rmtree(settings.workspace_root / ".staging")
     r = client.post("/api/projects", headers=guest.headers, json={"name": "After Tidying"})
     assert r.status_code == 201, r.text
