@@ -9,6 +9,8 @@ replaced, and headers are never logged.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 from datetime import UTC, datetime
@@ -97,10 +99,43 @@ def access_log(entry: dict[str, object], *, routine: bool = False) -> None:
     entry["level"] = logging.getLevelName(level).lower()
     entry["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     if _access_format == "json":
-        sys.stderr.write(_encode(entry).decode() + "\n")
+        _write_soon(_encode(entry).decode() + "\n")
     else:
         rest = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("event", "level", "timestamp"))
-        sys.stderr.write(f"{entry['timestamp']} [{entry['level']:<9}] request {rest}\n")
+        _write_soon(f"{entry['timestamp']} [{entry['level']:<9}] request {rest}\n")
+
+
+# Access lines written on an event loop wait for the end of its current turn and go out in one
+# write: a busy server answers dozens of requests a turn, and a write per line was a tenth of a
+# cheap request's time. Keyed by the loop (one buffer a loop: the server's, a test client's).
+_pending: dict[asyncio.AbstractEventLoop, list[str]] = {}
+
+
+def _write_soon(line: str) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        sys.stderr.write(line)
+        return
+    lines = _pending.get(loop)
+    if lines is None:
+        lines = _pending[loop] = []
+        loop.call_soon(_flush, loop)
+    lines.append(line)
+
+
+def _flush(loop: asyncio.AbstractEventLoop) -> None:
+    lines = _pending.pop(loop, None)
+    if lines:
+        sys.stderr.write("".join(lines))
+        sys.stderr.flush()
+
+
+@atexit.register
+def _flush_all() -> None:
+    """Lines of a loop that stopped before its turn ended."""
+    for loop in list(_pending):
+        _flush(loop)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -324,7 +324,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_user=settings.rate_limit_user,
         rate_ip=settings.rate_limit_ip,
         rate_auth=settings.rate_limit_auth,
-        trusted=lambda headers: worker_token.accepts(headers.get(WORKER_HEADER.lower(), "")),
+        trusted_header=WORKER_HEADER,
+        trusted=worker_token.accepts,
     )
     app.state.events = hub
     app.state.outputs = outputs

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from app import logs
 from app.edge import TokenBuckets, _host_only
 from app.logs import redact_query
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_buckets_allow_a_burst_then_the_rate() -> None:
@@ -47,7 +54,6 @@ def test_secrets_in_query_strings_are_redacted() -> None:
 def test_a_workers_routine_reports_stay_out_of_the_info_access_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from app import logs
     from app.edge import _routine
 
     progress = "/api/worker/tasks/t1/progress"
@@ -69,3 +75,38 @@ def test_a_workers_routine_reports_stay_out_of_the_info_access_log(
         ]
     finally:
         logs.configure("json", logging.INFO)
+
+
+def test_access_lines_of_a_busy_loop_turn_all_reach_stderr_in_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("json")
+
+    async def burst() -> None:
+        for i in range(5):
+            logs.access_log({"event": "request", "path": f"/api/projects/{i}"})
+        await asyncio.sleep(0)  # the loop's next turn
+
+    asyncio.run(burst())
+    paths = [json.loads(line)["path"] for line in capsys.readouterr().err.splitlines()]
+    assert paths == [f"/api/projects/{i}" for i in range(5)]
+
+
+def test_access_lines_are_not_lost_when_the_loop_stops_before_its_next_turn() -> None:
+    # The server is stopped right after answering: the lines of its last turn still get written.
+    script = (
+        "import asyncio\n"
+        "from app import logs\n"
+        "logs.configure('json')\n"
+        "loop = asyncio.new_event_loop()\n"
+        "def last():\n"
+        "    loop.stop()  # this turn is the loop's last\n"
+        "    logs.access_log({'event': 'request', 'path': '/api/last'})\n"
+        "loop.call_soon(last)\n"
+        "loop.run_forever()\n"
+        "loop.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert [json.loads(line)["path"] for line in done.stderr.splitlines()] == ["/api/last"]
