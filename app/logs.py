@@ -14,6 +14,7 @@ import atexit
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
@@ -105,10 +106,11 @@ def access_log(entry: dict[str, object], *, routine: bool = False) -> None:
         _write_soon(f"{entry['timestamp']} [{entry['level']:<9}] request {rest}\n")
 
 
-# Access lines written on an event loop wait for the end of its current turn and go out in one
-# write: a busy server answers dozens of requests a turn, and a write per line was a tenth of a
-# cheap request's time. Keyed by the loop (one buffer a loop: the server's, a test client's).
-_pending: dict[asyncio.AbstractEventLoop, list[str]] = {}
+# An access line written on an event loop waits for the end of the loop's current turn and goes
+# out with the others of that turn in one write: a busy server answers dozens of requests a
+# turn, and a write per line cost a tenth of a cheap request's time. One buffer a loop (the
+# server's, a test client's), written to the stderr of the moment its first line came.
+_pending: dict[asyncio.AbstractEventLoop, tuple[TextIO, list[str]]] = {}
 
 
 def _write_soon(line: str) -> None:
@@ -117,18 +119,22 @@ def _write_soon(line: str) -> None:
     except RuntimeError:
         sys.stderr.write(line)
         return
-    lines = _pending.get(loop)
-    if lines is None:
-        lines = _pending[loop] = []
+    waiting = _pending.get(loop)
+    if waiting is None:
+        waiting = _pending[loop] = (sys.stderr, [])
         loop.call_soon(_flush, loop)
-    lines.append(line)
+    waiting[1].append(line)
 
 
 def _flush(loop: asyncio.AbstractEventLoop) -> None:
-    lines = _pending.pop(loop, None)
+    stream, lines = _pending.pop(loop, (sys.stderr, []))
     if lines:
-        sys.stderr.write("".join(lines))
-        sys.stderr.flush()
+        text = "".join(lines)
+        try:
+            stream.write(text)
+            stream.flush()
+        except ValueError:  # closed since (a test's captured stderr): the stderr of now
+            sys.stderr.write(text)
 
 
 @atexit.register
