@@ -164,14 +164,13 @@ class EdgeMiddleware:
                 return
             await self.app(scope, receive, send_with_headers)
         finally:
-            query = scope.get("query_string", b"")
             access_log(
                 {
                     "event": "request",
                     "kind": kind,
                     "method": scope.get("method", "WS"),
                     "path": path,
-                    "query": redact_query(query.decode("latin-1")) if query else "",
+                    "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                     "client": client,

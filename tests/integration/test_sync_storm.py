@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +61,16 @@ def test_d1_r1_kill_9_in_a_20_client_storm_then_everyone_converges(tmp_path: Pat
         # convergence is judged once the watcher holds every edit, each client given until the
         # deadline to reach the same state (under a loaded CI machine a resync takes a while).
         deadline = time.monotonic() + 20
-        final = node.state("watcher")
-        while not {key for _, key in edits} <= set(final["canvases"]["main"]["nodes"]):
-            assert time.monotonic() < deadline, "the watcher never received every edit"
-            time.sleep(0.1)
-            final = node.state("watcher")
+        keys = {key for _, key in edits}
+        final = settled(
+            lambda: node.state("watcher"), lambda s: keys <= set(s["canvases"]["main"]["nodes"]), deadline
+        )
         for name in names:
-            state = node.state(name)
-            while state != final and time.monotonic() < deadline:
-                time.sleep(0.1)
-                state = node.state(name)
+            state = settled(partial(node.state, name), lambda s: s == final, deadline)
             assert state == final, f"{name} did not converge"
         assert node.state("watcher") == final, "the watcher changed after every client converged"
         nodes = final["canvases"]["main"]["nodes"]
-        assert {key for _, key in edits} <= set(nodes)
+        assert keys <= set(nodes)
         for key, value in seen_before_crash.items():
             assert nodes[key] == value, f"{key}, seen before the crash, changed or vanished"
         root = second.workspace / api_path(api, owner, pid)
@@ -86,6 +84,15 @@ def test_d1_r1_kill_9_in_a_20_client_storm_then_everyone_converges(tmp_path: Pat
     finally:
         node.close_all()
         shutdown(second)
+
+
+def settled(read: Callable[[], Any], done: Callable[[Any], bool], deadline: float) -> Any:
+    """``read()`` again every 0.1 s until ``done`` holds for it or ``deadline`` passes; the last value."""
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
 
 
 def api_path(api: Api, owner: Any, pid: str) -> str:
