@@ -13,7 +13,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -61,6 +61,11 @@ def _file(path: Any, filename: str, media_type: str) -> File:
     )
 
 
+def _json(body: bytes) -> Response[Any]:
+    """An answer already encoded as JSON (the read cache's); the route's annotation documents it."""
+    return Response(body, media_type=MediaType.JSON)
+
+
 async def trash(svc: Services, user: User, project_id: str) -> None:
     """Trash a project: its live room commits what it holds and closes its peers (4404) first, so no
     late write lands in a folder that has moved."""
@@ -103,9 +108,9 @@ class ProjectController(Controller):
         ] = "-updated",
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Annotated[int, Parameter(ge=0)] = 0,
-    ) -> ProjectListOut:
-        found = svc.projects.search(user, q, template, archived, updated_since, sort, limit, offset)
-        return cast("ProjectListOut", found)
+    ) -> Response[ProjectListOut]:
+        found = svc.projects.search_json(user, q, template, archived, updated_since, sort, limit, offset)
+        return _json(found)
 
     @get("/trash", sync_to_thread=False, summary="Projects in the trash, restorable until purge_at")
     def trash(self, user: NamedDependency[User], svc: NamedDependency[Services]) -> list[dict[str, Any]]:
@@ -164,8 +169,8 @@ class ProjectController(Controller):
     @get("/{project_id:uuid}", sync_to_thread=False)
     def get_project(
         self, project_id: FromPath[UUID], user: NamedDependency[User], svc: NamedDependency[Services]
-    ) -> ProjectOut:
-        return cast("ProjectOut", svc.projects.get(user, str(project_id)))
+    ) -> Response[ProjectOut]:
+        return _json(svc.projects.get_json(user, str(project_id)))
 
     @patch("/{project_id:uuid}")
     async def update(

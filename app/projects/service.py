@@ -29,6 +29,7 @@ from sync.model import (
     story_text,
 )
 from sync.naming import InvalidName, clean_name
+from sync.readcache import ReadCache
 from sync.templates import UnknownTemplate, all_samples, get_template
 from sync.workspace import ProjectLocks
 
@@ -59,6 +60,7 @@ class Projects:
         self.index = studio.index
         self.workspace = studio.workspace
         self.locks = locks
+        self.reads = ReadCache(self.index)
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -219,6 +221,27 @@ class Projects:
 
     def get(self, user: User, project_id: str) -> dict[str, Any]:
         return project_for(self.index, user, project_id, listed=True)[0]
+
+    def get_json(self, user: User, project_id: str) -> bytes:
+        """:meth:`get` as JSON, from the read cache while the index is unchanged."""
+        return self.reads.answer(("get", user.id, project_id), lambda: self.get(user, project_id))
+
+    def search_json(
+        self,
+        user: User,
+        q: str = "",
+        template: str | None = None,
+        archived: str | None = None,
+        updated_since: str | None = None,
+        sort: str = "-updated",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> bytes:
+        """:meth:`search` as JSON, from the read cache while the index is unchanged."""
+        return self.reads.answer(
+            ("search", user.id, q, template, archived, updated_since, sort, limit, offset),
+            lambda: self.search(user, q, template, archived, updated_since, sort, limit, offset),
+        )
 
     def search(
         self,

@@ -234,6 +234,38 @@ def test_list_searches_filters_and_sorts(client: TestClient[Any], guest: Person)
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
+def test_list_and_get_show_every_change_at_once_whoever_makes_it(
+    client: TestClient[Any], guest: Person, settings: Settings
+) -> None:
+    # Lists and projects are answered from memory while the index is unchanged (sync/readcache.py).
+    project = create(client, guest, name="Harbour Lights")
+    pid = project["id"]
+
+    def listed() -> list[tuple[str, str]]:
+        items = client.get("/api/projects", headers=guest.headers).json()["items"]
+        return [(p["name"], p["description"]) for p in items]
+
+    def got() -> dict[str, Any]:
+        r = client.get(f"/api/projects/{pid}", headers=guest.headers)
+        return {"status": r.status_code, **r.json()}
+
+    for _ in range(3):  # asked again and again: the same answer
+        assert listed() == [("Harbour Lights", "")]
+        assert got()["name"] == "Harbour Lights"
+    renamed = client.patch(f"/api/projects/{pid}", headers=guest.headers, json={"name": "Harbour Dark"})
+    assert renamed.status_code == 200
+    assert listed() == [("Harbour Dark", "")]
+    assert got()["name"] == "Harbour Dark"
+    # Another program (a second server process, a hand edit) commits to the index file.
+    with sqlite3.connect(settings.data_dir / "studio.db") as other:
+        other.execute("UPDATE projects SET description = 'edited elsewhere' WHERE id = ?", [pid])
+    assert listed() == [("Harbour Dark", "edited elsewhere")]
+    assert got()["description"] == "edited elsewhere"
+    assert client.delete(f"/api/projects/{pid}", headers=guest.headers).status_code == 204
+    assert listed() == []
+    assert got()["status"] == 404
+
+
 def test_rename_and_describe_are_committed_and_searchable(
     client: TestClient[Any], guest: Person, settings: Settings
 ) -> None:
