@@ -140,10 +140,13 @@ class Projects:
             ) from None
         if len(description) > MAX_DESCRIPTION:
             raise Problem(422, f"The description is longer than {MAX_DESCRIPTION} characters.")
-        pid = _parse_uuid(project_id) if project_id is not None else str(uuid.uuid4())
-        existing = self._existing(user, pid, clean)
-        if existing is not None:
-            return existing
+        if project_id is not None:  # a client's own id (an offline creation): it may be a retry
+            pid = _parse_uuid(project_id)
+            existing = self._existing(user, pid, clean)
+            if existing is not None:
+                return existing
+        else:  # a new random id is taken by nothing (were it, the insert would fail, not overwrite)
+            pid = str(uuid.uuid4())
         created = now_iso()
         state = apply_template(
             empty_state(uuid=pid, name=clean, template=tmpl["id"], created=created, description=description),
