@@ -109,7 +109,10 @@ class ProjectController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Annotated[int, Parameter(ge=0)] = 0,
     ) -> Response[ProjectListOut]:
-        found = svc.projects.search_json(user, q, template, archived, updated_since, sort, limit, offset)
+        found = svc.projects.search_json(
+            user, q=q, template=template, archived=archived, updated_since=updated_since, sort=sort,
+            limit=limit, offset=offset,
+        )  # fmt: skip
         return _json(found)
 
     @get("/trash", sync_to_thread=False, summary="Projects in the trash, restorable until purge_at")

@@ -229,22 +229,11 @@ class Projects:
         """:meth:`get` as JSON, from the read cache while the index is unchanged."""
         return self.reads.answer(("get", user.id, project_id), lambda: self.get(user, project_id))
 
-    def search_json(
-        self,
-        user: User,
-        q: str = "",
-        template: str | None = None,
-        archived: str | None = None,
-        updated_since: str | None = None,
-        sort: str = "-updated",
-        limit: int = 100,
-        offset: int = 0,
-    ) -> bytes:
-        """:meth:`search` as JSON, from the read cache while the index is unchanged."""
-        return self.reads.answer(
-            ("search", user.id, q, template, archived, updated_since, sort, limit, offset),
-            lambda: self.search(user, q, template, archived, updated_since, sort, limit, offset),
-        )
+    def search_json(self, user: User, **filters: Any) -> bytes:
+        """:meth:`search` (with its keyword arguments) as JSON, from the read cache while the
+        index is unchanged."""
+        key = ("search", user.id, *sorted(filters.items()))
+        return self.reads.answer(key, lambda: self.search(user, **filters))
 
     def search(
         self,
