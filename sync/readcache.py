@@ -37,11 +37,12 @@ _encode = msgspec.json.Encoder().encode
 class ReadCache:
     """Answers by key, as JSON bytes, dropped all at once when the index changes."""
 
-    def __init__(self, index: Index, max_entries: int = 4096, max_bytes: int = 256 * 1024) -> None:
+    def __init__(self, index: Index, max_total: int = 32 * 1024**2, max_bytes: int = 256 * 1024) -> None:
         self.index = index
-        self.max_entries = max_entries
+        self.max_total = max_total  # bytes held in all; the oldest answers go first
         self.max_bytes = max_bytes  # a bigger answer (a page of hundreds of projects) is not kept
         self._entries: dict[Hashable, bytes] = {}
+        self._total = 0
         self._generation: tuple[int, int, int] | None = None
         self._turn: tuple[sqlite3.Connection, int] | None = None  # this loop turn's data_version
 
@@ -51,6 +52,7 @@ class ReadCache:
         generation = self.generation()
         if generation != self._generation:
             self._entries.clear()
+            self._total = 0
             self._generation = generation
         else:
             body = self._entries.get(key)
@@ -58,9 +60,10 @@ class ReadCache:
                 return body
         body = _encode(make())
         if len(body) <= self.max_bytes:
-            if len(self._entries) >= self.max_entries:
-                del self._entries[next(iter(self._entries))]  # the oldest
+            while self._entries and self._total + len(body) > self.max_total:
+                self._total -= len(self._entries.pop(next(iter(self._entries))))  # the oldest
             self._entries[key] = body
+            self._total += len(body)
         return body
 
     def generation(self) -> tuple[int, int, int]:

@@ -122,15 +122,17 @@ def test_a_failed_answer_is_not_kept(index: Index) -> None:
 
 
 def test_answers_too_big_or_too_many_are_not_kept(index: Index) -> None:
-    cache, read = ReadCache(index, max_entries=2, max_bytes=8), Reader(index)
+    cache, read = ReadCache(index, max_bytes=8), Reader(index)
     with index.transaction() as db:
         db.execute("UPDATE notes SET text = 'a longer note'")
     cache.answer("big", read)
     cache.answer("big", read)
     assert read.reads == 2  # 17 bytes: made again each time
 
-    small = ReadCache(index, max_entries=2)
+    small = ReadCache(index, max_total=2 * 17)  # room for two answers of 17 bytes
     counted = Reader(index)
     for key in ("a", "b", "c", "a"):  # "a" is the oldest when "c" comes
         small.answer(key, counted)
+    assert counted.reads == 4
+    small.answer("c", counted)  # still held
     assert counted.reads == 4
