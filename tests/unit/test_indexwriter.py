@@ -9,22 +9,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sync.db import Index
 from sync.indexwriter import IndexWriter
-
-
-@pytest.fixture
-def index(tmp_path: Path) -> Index:
-    index = Index(tmp_path / "studio.db")
-    index.migrate()
-    with index.transaction() as db:
-        db.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT UNIQUE)")
-    return index
 
 
 def noted(index: Index) -> list[str]:

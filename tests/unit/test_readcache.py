@@ -1,7 +1,8 @@
 """The read cache answers from memory only while the index is unchanged: a commit from anywhere (this
 connection, another thread's, another process) is seen by the next answer.
 
-A real SQLite index file with the studio's migrations; the other process is a real one.
+A real SQLite index file with the studio's migrations (tests/unit/conftest.py); the other process is a
+real one.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from sync.readcache import ReadCache
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Index:
-    index = Index(tmp_path / "studio.db")
-    index.migrate()
+def index(index: Index) -> Index:
+    """The shared notes index (tests/unit/conftest.py) with one note in it."""
     with index.transaction() as db:
-        db.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT)")
         db.execute("INSERT INTO notes(text) VALUES ('first')")
     return index
 
