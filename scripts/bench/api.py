@@ -511,6 +511,33 @@ def py_spy(out: Path | None, pids: list[int], seconds: float) -> Iterator[None]:
 # -- main -------------------------------------------------------------------------------------------
 
 
+def dirty_kib() -> int | None:
+    """The kernel's dirty page cache (written, not yet on disk), in KiB; None off Linux."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("Dirty:"):
+                return int(line.split()[1])
+    return None
+
+
+def settle_disk() -> None:
+    """Write out what earlier steps left in the page cache before an operation is measured.
+
+    Linux writes dirty pages back once they are 30 s old, and a writeback of a few hundred MB
+    (the seeding, the previous operation, an earlier run's projects) holds every file-system
+    writer on these machines for up to a second: it landed inside whichever operation ran half
+    a minute later and showed as that operation's p99. Each operation starts from a settled
+    disk instead; a run of more than 30 s still meets the writeback of its own writes."""
+    dirty = dirty_kib()
+    started = time.monotonic()
+    os.sync()
+    if dirty is not None:
+        print(
+            f"bench: wrote out {dirty / 1024:.0f} MB of earlier writes in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
+
+
 def client_cpu_seconds() -> float:
     """CPU time of this process and its finished children (wrk, once waited for)."""
     total = 0.0
@@ -684,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_python(server.url, op, tag, users, args.clients, seconds)
 
         for op in args.operations:
+            settle_disk()
             if args.warmup > 0:
                 measure(op, f"{run_id}w", args.warmup)
             profile = args.py_spy if (args.py_spy_op or args.operations[0]) == op else None
