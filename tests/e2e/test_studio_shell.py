@@ -15,21 +15,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveServer, git
+from tests.e2e.studio_helpers import CARD, start_as_guest
 
 pytestmark = pytest.mark.e2e
 SEED_SAMPLES = True  # the studio gives each new person the sample projects
 
 SAMPLES = ["Low Tide", "Lost Property"]
-CARD = "[data-testid=project-card]"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def start_as_guest(page: Page, studio: LiveServer) -> None:
-    """Open the studio for the first time: it starts a guest session by itself; wait for the gallery."""
-    page.goto(studio.url)
-    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
 
 
 def card_names(page: Page) -> Any:
